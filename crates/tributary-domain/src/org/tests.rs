@@ -1,0 +1,134 @@
+//! Given / when / then, with no I/O.
+
+use super::*;
+
+fn given(events: &[OrgEvent]) -> Option<OrgState> {
+    events.iter().fold(None, |s, e| Some(Org::evolve(s, e)))
+}
+
+fn created(id: OrgId) -> OrgEvent {
+    OrgEvent::Created(OrgCreated {
+        org_id: id,
+        slug: "acme".into(),
+        name: "Acme".into(),
+    })
+}
+
+#[test]
+fn register_creates_a_new_org_with_a_trimmed_name() {
+    let id = OrgId::new();
+    let cmd = OrgCommand::Register(RegisterOrg {
+        org_id: id,
+        slug: "acme".into(),
+        name: "  Acme  ".into(),
+    });
+    let decision = Org::decide(None, &cmd).unwrap();
+    assert_eq!(decision.events, vec![created(id)]);
+    assert!(decision.completes);
+}
+
+#[test]
+fn register_of_an_existing_id_is_a_conflict_that_gives_the_new_slug_back() {
+    let id = OrgId::new();
+    let state = given(&[created(id)]);
+    let cmd = OrgCommand::Register(RegisterOrg {
+        org_id: id,
+        slug: "other".into(),
+        name: "Other".into(),
+    });
+    let rejection = Org::decide(state.as_ref(), &cmd).unwrap_err();
+    assert_eq!(rejection.code, RejectionCode::Conflict);
+    assert_eq!(rejection.follow_ups.len(), 1);
+    assert_eq!(rejection.follow_ups[0].key, "other");
+    assert_eq!(rejection.follow_ups[0].command_type, crate::slug::RELEASE);
+}
+
+#[test]
+fn rename_to_the_same_name_changes_nothing() {
+    let id = OrgId::new();
+    let state = given(&[created(id)]);
+    let cmd = OrgCommand::Rename(RenameOrg {
+        org_id: id,
+        name: "Acme".into(),
+    });
+    assert!(Org::decide(state.as_ref(), &cmd).unwrap().events.is_empty());
+}
+
+#[test]
+fn rename_records_the_previous_name() {
+    let id = OrgId::new();
+    let state = given(&[created(id)]);
+    let cmd = OrgCommand::Rename(RenameOrg {
+        org_id: id,
+        name: "Acme Inc".into(),
+    });
+    let events = Org::decide(state.as_ref(), &cmd).unwrap().events;
+    assert_eq!(
+        events,
+        vec![OrgEvent::Renamed(OrgRenamed {
+            org_id: id,
+            name: "Acme Inc".into(),
+            previous_name: "Acme".into()
+        })]
+    );
+}
+
+#[test]
+fn commands_on_a_missing_or_deleted_org_are_not_found() {
+    let id = OrgId::new();
+    let delete = OrgCommand::Delete(DeleteOrg { org_id: id });
+    assert_eq!(
+        Org::decide(None, &delete).unwrap_err().code,
+        RejectionCode::NotFound
+    );
+    let deleted = given(&[
+        created(id),
+        OrgEvent::Deleted(OrgDeleted {
+            org_id: id,
+            slug: "acme".into(),
+        }),
+    ]);
+    assert_eq!(
+        Org::decide(deleted.as_ref(), &delete).unwrap_err().code,
+        RejectionCode::NotFound
+    );
+}
+
+#[test]
+fn delete_releases_the_slug() {
+    let id = OrgId::new();
+    let state = given(&[created(id)]);
+    let decision = Org::decide(
+        state.as_ref(),
+        &OrgCommand::Delete(DeleteOrg { org_id: id }),
+    )
+    .unwrap();
+    assert_eq!(decision.events.len(), 1);
+    assert_eq!(decision.follow_ups[0].key, "acme");
+}
+
+#[test]
+fn blank_or_overlong_names_are_invalid() {
+    assert!(validate_name("   ").is_err());
+    assert!(validate_name(&"x".repeat(201)).is_err());
+    assert!(validate_name("a\u{0007}b").is_err());
+    assert!(validate_name("Acme, Inc.").is_ok());
+}
+
+#[test]
+fn slugs_are_lowercase_words_with_inner_hyphens() {
+    for ok in ["a", "acme", "acme-inc", "a1"] {
+        assert!(validate_slug(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "-acme", "acme-", "Acme", "ac me", &"a".repeat(64)] {
+        assert!(validate_slug(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn events_decode_by_type() {
+    let id = OrgId::new();
+    let bytes = serde_json::to_vec(&created(id)).unwrap();
+    assert_eq!(OrgEvent::decode(CREATED, &bytes).unwrap(), created(id));
+    assert!(OrgEvent::decode("tributary.org.nope.v1", &bytes).is_err());
+}

@@ -1,0 +1,168 @@
+//! The JSON Schemas of every command and event type: the contract for upstream producers
+//! and the check the processor runs on every command it reads.
+
+use jsonschema::Validator;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// Whether a type is a command (input) or an event (output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    Command,
+    Event,
+}
+
+/// `(type, kind, schema text)`, one entry per file in `schemas/`.
+pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
+    (
+        "tributary.org.create.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.create.v1.json"),
+    ),
+    (
+        "tributary.org.register.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.register.v1.json"),
+    ),
+    (
+        "tributary.org.rename.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.rename.v1.json"),
+    ),
+    (
+        "tributary.org.delete.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.delete.v1.json"),
+    ),
+    (
+        "tributary.slug.release.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.slug.release.v1.json"),
+    ),
+    (
+        "tributary.org.created.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.created.v1.json"),
+    ),
+    (
+        "tributary.org.renamed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.renamed.v1.json"),
+    ),
+    (
+        "tributary.org.deleted.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.deleted.v1.json"),
+    ),
+    (
+        "tributary.slug.reserved.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.slug.reserved.v1.json"),
+    ),
+    (
+        "tributary.slug.released.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.slug.released.v1.json"),
+    ),
+    (
+        "tributary.command.outcome.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.command.outcome.v1.json"),
+    ),
+    (
+        "tributary.snapshot.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.snapshot.v1.json"),
+    ),
+];
+
+static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(|| {
+    SCHEMAS
+        .iter()
+        .map(|(ty, _, text)| {
+            let schema: serde_json::Value = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("schema of {ty} is not JSON: {e}"));
+            let validator = jsonschema::validator_for(&schema)
+                .unwrap_or_else(|e| panic!("schema of {ty} does not compile: {e}"));
+            (*ty, validator)
+        })
+        .collect()
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("no schema is registered for type {0:?}")]
+    UnknownType(String),
+    #[error("{ty} violates its schema: {details}")]
+    Violation { ty: String, details: String },
+}
+
+/// Whether a type has a schema of the given kind.
+pub fn is_known(ty: &str, kind: SchemaKind) -> bool {
+    SCHEMAS.iter().any(|(t, k, _)| *t == ty && *k == kind)
+}
+
+/// Validates data against the schema of its type; the error lists every violation with
+/// its JSON pointer, so a producer can fix all of them at once.
+pub fn validate(ty: &str, data: &serde_json::Value) -> Result<(), SchemaError> {
+    let validator = VALIDATORS
+        .get(ty)
+        .ok_or_else(|| SchemaError::UnknownType(ty.to_owned()))?;
+    let details: Vec<String> = validator
+        .iter_errors(data)
+        .map(|e| {
+            let path = e.instance_path.to_string();
+            let at = if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            };
+            format!("at {at}: {e}")
+        })
+        .collect();
+    if details.is_empty() {
+        Ok(())
+    } else {
+        Err(SchemaError::Violation {
+            ty: ty.to_owned(),
+            details: details.join("; "),
+        })
+    }
+}
+
+/// The schema document of a type, for the API and for producers.
+pub fn schema_text(ty: &str) -> Option<&'static str> {
+    SCHEMAS
+        .iter()
+        .find(|(t, _, _)| *t == ty)
+        .map(|(_, _, s)| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles() {
+        assert_eq!(VALIDATORS.len(), SCHEMAS.len());
+    }
+
+    #[test]
+    fn violations_name_the_field() {
+        let err = validate(
+            "tributary.org.create.v1",
+            &serde_json::json!({"org_id": "not-a-uuid", "slug": "acme"}),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("name"), "{text}");
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        assert_eq!(
+            validate("tributary.nope.v1", &serde_json::json!({})),
+            Err(SchemaError::UnknownType("tributary.nope.v1".into()))
+        );
+    }
+}

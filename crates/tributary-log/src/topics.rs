@@ -1,0 +1,270 @@
+//! Topic names for a prefix, and the admin commands that create and describe them.
+
+use crate::error::{Result, kafka};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use std::time::Duration;
+use tributary_domain::AGGREGATES;
+
+const WEEK_MS: &str = "604800000";
+const MONTH_MS: &str = "2592000000";
+
+/// The topic names of one Tributary installation, all under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+/// What a topic is for; decides its retention and cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicRole {
+    /// Commands: kept 30 days, long enough to audit and replay recent input.
+    Commands,
+    /// Events: the source of truth, kept forever, never compacted.
+    Events,
+    /// Latest snapshot per aggregate: compacted.
+    State,
+    /// Outcomes by command id: compacted, and dropped after a week, which is the window
+    /// in which a repeated command id is recognised.
+    CommandResults,
+    /// Records that need a human: kept until redriven.
+    DeadLetters,
+}
+
+impl TopicRole {
+    pub fn configs(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Commands => &[("cleanup.policy", "delete"), ("retention.ms", MONTH_MS)],
+            Self::Events | Self::DeadLetters => &[
+                ("cleanup.policy", "delete"),
+                ("retention.ms", "-1"),
+                ("retention.bytes", "-1"),
+            ],
+            Self::State => &[
+                ("cleanup.policy", "compact"),
+                ("min.cleanable.dirty.ratio", "0.1"),
+            ],
+            Self::CommandResults => &[
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", WEEK_MS),
+            ],
+        }
+    }
+}
+
+impl Topics {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn commands(&self, aggregate: &str) -> String {
+        format!("{}.{aggregate}.commands", self.prefix)
+    }
+
+    pub fn events(&self, aggregate: &str) -> String {
+        format!("{}.{aggregate}.events", self.prefix)
+    }
+
+    pub fn state(&self, aggregate: &str) -> String {
+        format!("{}.{aggregate}.state", self.prefix)
+    }
+
+    pub fn command_results(&self) -> String {
+        format!("{}.command-results", self.prefix)
+    }
+
+    pub fn dead_letters(&self) -> String {
+        format!("{}.dead-letters", self.prefix)
+    }
+
+    /// The aggregate whose command topic this is, if it is one.
+    pub fn aggregate_of_commands<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(&self.prefix)?
+            .strip_prefix('.')?
+            .strip_suffix(".commands")
+    }
+
+    /// Every topic of the installation with its role.
+    pub fn all(&self) -> Vec<(String, TopicRole)> {
+        let mut topics = Vec::new();
+        for aggregate in AGGREGATES {
+            topics.push((self.commands(aggregate), TopicRole::Commands));
+            topics.push((self.events(aggregate), TopicRole::Events));
+            topics.push((self.state(aggregate), TopicRole::State));
+        }
+        topics.push((self.command_results(), TopicRole::CommandResults));
+        topics.push((self.dead_letters(), TopicRole::DeadLetters));
+        topics
+    }
+}
+
+/// Creates, lists and describes the installation's topics.
+pub struct TopicAdmin {
+    admin: AdminClient<DefaultClientContext>,
+    topics: Topics,
+}
+
+/// What `topics create` did with one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    AlreadyExisted,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicDescription {
+    pub name: String,
+    pub partitions: usize,
+    pub configs: Vec<(String, String)>,
+}
+
+impl TopicAdmin {
+    pub fn new(config: &ClientConfig, topics: Topics) -> Result<Self> {
+        let admin = config
+            .create()
+            .map_err(kafka("creating the admin client"))?;
+        Ok(Self { admin, topics })
+    }
+
+    fn options() -> AdminOptions {
+        AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
+    }
+
+    /// Creates every topic that is missing; all commands, events and state topics get
+    /// the same partition count, so one aggregate id lands on the same partition number
+    /// everywhere (co-partitioning).
+    pub async fn create(
+        &self,
+        partitions: i32,
+        replication: i32,
+    ) -> Result<Vec<(String, Created)>> {
+        let all = self.topics.all();
+        let new: Vec<NewTopic<'_>> = all
+            .iter()
+            .map(|(name, role)| {
+                role.configs().iter().fold(
+                    NewTopic::new(name, partitions, TopicReplication::Fixed(replication)),
+                    |t, (k, v)| t.set(k, v),
+                )
+            })
+            .collect();
+        let results = self
+            .admin
+            .create_topics(&new, &Self::options())
+            .await
+            .map_err(kafka("creating topics"))?;
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(name) => Ok((name, Created::Created)),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    Ok((name, Created::AlreadyExisted))
+                }
+                Err((topic, code)) => Err(crate::Error::TopicCreate {
+                    topic,
+                    reason: code.to_string(),
+                }),
+            })
+            .collect()
+    }
+
+    /// Deletes every topic of the installation (tests and `topics delete`).
+    pub async fn delete(&self) -> Result<()> {
+        let names: Vec<String> = self.topics.all().into_iter().map(|(n, _)| n).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.admin
+            .delete_topics(&refs, &Self::options())
+            .await
+            .map_err(kafka("deleting topics"))?;
+        Ok(())
+    }
+
+    /// The installation's topics that exist, with their partition counts.
+    pub fn list(&self) -> Result<Vec<(String, usize)>> {
+        let metadata = self
+            .admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(kafka("fetching metadata"))?;
+        let prefix = format!("{}.", self.topics.prefix());
+        let mut topics: Vec<(String, usize)> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name().starts_with(&prefix))
+            .map(|t| (t.name().to_owned(), t.partitions().len()))
+            .collect();
+        topics.sort();
+        Ok(topics)
+    }
+
+    pub async fn describe(&self) -> Result<Vec<TopicDescription>> {
+        let listed = self.list()?;
+        let specifiers: Vec<ResourceSpecifier<'_>> = listed
+            .iter()
+            .map(|(name, _)| ResourceSpecifier::Topic(name))
+            .collect();
+        let configs = self
+            .admin
+            .describe_configs(&specifiers, &Self::options())
+            .await
+            .map_err(kafka("describing topic configs"))?;
+        let interesting = [
+            "cleanup.policy",
+            "retention.ms",
+            "retention.bytes",
+            "min.insync.replicas",
+        ];
+        Ok(listed
+            .into_iter()
+            .zip(configs)
+            .map(|((name, partitions), config)| TopicDescription {
+                name,
+                partitions,
+                configs: config
+                    .map(|c| {
+                        c.entries
+                            .into_iter()
+                            .filter(|e| interesting.contains(&e.name.as_str()))
+                            .map(|e| (e.name, e.value.unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let topics = Topics::new("t1");
+        assert_eq!(topics.commands("org"), "t1.org.commands");
+        assert_eq!(topics.aggregate_of_commands("t1.org.commands"), Some("org"));
+        assert_eq!(topics.aggregate_of_commands("t2.org.commands"), None);
+        assert_eq!(topics.aggregate_of_commands("t1.org.events"), None);
+    }
+
+    #[test]
+    fn events_are_kept_forever_and_never_compacted() {
+        let configs = TopicRole::Events.configs();
+        assert!(configs.contains(&("retention.ms", "-1")));
+        assert!(configs.contains(&("cleanup.policy", "delete")));
+        assert!(
+            TopicRole::State
+                .configs()
+                .contains(&("cleanup.policy", "compact"))
+        );
+    }
+}
