@@ -1,1 +1,55 @@
+//! The HTTP API: a thin command gateway plus queries over the read models.
 
+pub mod auth;
+pub mod commands;
+pub mod gateway;
+pub mod ops;
+pub mod orgs;
+pub mod problem;
+pub mod state;
+
+pub use state::{AppState, ReadinessProbe};
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
+    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"))
+)]
+struct ApiDoc;
+
+/// The `/api/v1` routes and the OpenAPI document generated from them.
+pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(orgs::create_org, orgs::list_orgs))
+        .routes(routes!(orgs::get_org, orgs::update_org, orgs::delete_org))
+        .routes(routes!(commands::get_command))
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, mut doc) = v1();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let doc = std::sync::Arc::new(doc);
+    let api = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .layer(axum::middleware::from_fn(auth::authenticate));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,1 +1,11 @@
+//! The roles that run Tributary's loops: the projector (read models from the log), the
+//! rebuild, and the supervisor that keeps the processor running.
 
+pub mod batch;
+pub mod lag;
+pub mod projector;
+pub mod rebuild;
+pub mod supervise;
+
+pub use projector::{Projector, ProjectorConfig, Readiness};
+pub use rebuild::{RebuildReport, rebuild};

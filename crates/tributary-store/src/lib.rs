@@ -1,1 +1,11 @@
+//! Postgres: the pool, migrations, projections (versioned read-model tables fed from the
+//! log, with their offsets in the same transaction) and the queries the API serves.
 
+pub mod db;
+pub mod error;
+pub mod projection;
+pub mod queries;
+
+pub use db::{Db, connect, migrate};
+pub use error::{Error, Result};
+pub use projection::{Projection, Registry};

@@ -1,0 +1,333 @@
+//! `/api/v1/orgs`: commands through the gateway, reads from the `orgs` read model.
+
+use crate::auth::Caller;
+use crate::commands::CommandAccepted;
+use crate::gateway::{self, Command};
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tributary_domain::org::{self, validate_name, validate_slug};
+use tributary_domain::{CommandId, OrgId, slug};
+use tributary_store::queries::{self, OrgRow};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Org {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Increases with every change.
+    pub version: i64,
+}
+
+impl From<OrgRow> for Org {
+    fn from(r: OrgRow) -> Self {
+        Self {
+            id: r.id,
+            slug: r.slug,
+            name: r.name,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    /// 1–63 lowercase letters, digits and inner hyphens; unique; cannot change later.
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgPage {
+    pub items: Vec<Org>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn invalid(rejection: tributary_domain::Rejection) -> ApiError {
+    ApiError::Invalid {
+        detail: rejection.reason,
+    }
+}
+
+fn org_id(id: &str) -> ApiResult<OrgId> {
+    id.parse().map_err(|_| ApiError::NotFound {
+        what: format!("organization {id}"),
+    })
+}
+
+/// 202 pointing at the command, when the client did not wait or the wait ran out.
+fn accepted(id: CommandId) -> Response {
+    let location = format!("/api/v1/commands/{id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(CommandAccepted {
+            command_id: id.0,
+            status: "pending".into(),
+            location: location.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn preference_applied(mut response: Response, wait: std::time::Duration) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
+        response.headers_mut().insert("preference-applied", value);
+    }
+    response
+}
+
+/// Waits for an accepted command to show in the read model and answers with the org.
+async fn settle(
+    state: &AppState,
+    id: CommandId,
+    wait: std::time::Duration,
+    created: bool,
+) -> ApiResult<Response> {
+    let started = std::time::Instant::now();
+    let Some(outcome) = gateway::outcome(state, id, wait).await? else {
+        return Ok(accepted(id));
+    };
+    if outcome.status != "accepted" {
+        return Err(gateway::rejected(&outcome));
+    }
+    let org_id: Uuid = outcome
+        .aggregate_id
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::Kafka("the outcome names no organization".into()))?;
+    let version = outcome.aggregate_version.unwrap_or(0);
+    let left = wait.saturating_sub(started.elapsed());
+    let Some(row) = gateway::org_at(state, org_id, version, left).await? else {
+        return Ok(accepted(id));
+    };
+    if row.deleted_at.is_some() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(Org::from(row))).into_response();
+    if created {
+        if let Ok(value) = HeaderValue::from_str(&format!("/api/v1/orgs/{org_id}")) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: CommandId,
+    created: bool,
+) -> ApiResult<Response> {
+    match gateway::preferred_wait(headers, state.max_wait_secs) {
+        None => Ok(accepted(id)),
+        Some(wait) => Ok(preference_applied(
+            settle(state, id, wait, created).await?,
+            wait,
+        )),
+    }
+}
+
+/// Create an organization.
+///
+/// Answers 202 with the command's location; with `Prefer: wait=<seconds>` it waits for
+/// the outcome and answers 201 with the org, 409 if the slug is taken, 422 if invalid.
+#[utoipa::path(
+    post, path = "/orgs", tag = "orgs",
+    request_body = CreateOrg,
+    params(("Prefer" = Option<String>, Header, description = "wait=<seconds> to wait for the outcome")),
+    responses(
+        (status = 201, description = "Created (with Prefer: wait)", body = Org),
+        (status = 202, description = "Accepted; poll the Location", body = CommandAccepted),
+        (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<CreateOrg>,
+) -> ApiResult<Response> {
+    validate_slug(&body.slug).map_err(invalid)?;
+    validate_name(&body.name).map_err(invalid)?;
+    let org_id = OrgId::new();
+    let command = Command {
+        aggregate: "slug",
+        key: &body.slug,
+        ty: slug::CREATE_ORG,
+        org_id: Some(org_id),
+        data: serde_json::json!({ "org_id": org_id, "slug": body.slug, "name": body.name }),
+    };
+    let id = gateway::send(&state, &caller, command, gateway::correlation(&headers)).await?;
+    respond(&state, &headers, id, true).await
+}
+
+/// Rename an organization.
+#[utoipa::path(
+    patch, path = "/orgs/{id}", tag = "orgs",
+    request_body = UpdateOrg,
+    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "wait=<seconds>")),
+    responses(
+        (status = 200, description = "Updated (with Prefer: wait)", body = Org),
+        (status = 202, description = "Accepted", body = CommandAccepted),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<UpdateOrg>,
+) -> ApiResult<Response> {
+    let org_id = org_id(&id)?;
+    validate_name(&body.name).map_err(invalid)?;
+    let key = org_id.to_string();
+    let command = Command {
+        aggregate: "org",
+        key: &key,
+        ty: org::RENAME,
+        org_id: Some(org_id),
+        data: serde_json::json!({ "org_id": org_id, "name": body.name }),
+    };
+    let id = gateway::send(&state, &caller, command, gateway::correlation(&headers)).await?;
+    respond(&state, &headers, id, false).await
+}
+
+/// Delete an organization and release its slug.
+#[utoipa::path(
+    delete, path = "/orgs/{id}", tag = "orgs",
+    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "wait=<seconds>")),
+    responses(
+        (status = 204, description = "Deleted (with Prefer: wait)"),
+        (status = 202, description = "Accepted", body = CommandAccepted),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let org_id = org_id(&id)?;
+    let key = org_id.to_string();
+    let command = Command {
+        aggregate: "org",
+        key: &key,
+        ty: org::DELETE,
+        org_id: Some(org_id),
+        data: serde_json::json!({ "org_id": org_id }),
+    };
+    let id = gateway::send(&state, &caller, command, gateway::correlation(&headers)).await?;
+    respond(&state, &headers, id, false).await
+}
+
+/// One organization.
+#[utoipa::path(
+    get, path = "/orgs/{id}", tag = "orgs",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Org),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_org(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Org>> {
+    let org_id = org_id(&id)?;
+    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+    queries::org(&**client, org_id.0)
+        .await?
+        .filter(|r| r.deleted_at.is_none())
+        .map(|r| Json(Org::from(r)))
+        .ok_or(ApiError::NotFound {
+            what: format!("organization {id}"),
+        })
+}
+
+fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (micros, id) = cursor.split_once('_')?;
+    let time = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((time, id.parse().ok()?))
+}
+
+/// Organizations, oldest first, in pages.
+#[utoipa::path(
+    get, path = "/orgs", tag = "orgs",
+    params(ListParams),
+    responses(
+        (status = 200, body = OrgPage),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<OrgPage>> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::Invalid {
+            detail: format!("limit must be between 1 and 200, not {limit}"),
+        });
+    }
+    let after = match params.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::Invalid {
+            detail: "cursor is not one this API issued; start again without it".into(),
+        })?),
+    };
+    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+    let mut rows = queries::orgs(&**client, after, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id))
+    } else {
+        None
+    };
+    Ok(Json(OrgPage {
+        items: rows.into_iter().map(Org::from).collect(),
+        next_cursor,
+    }))
+}

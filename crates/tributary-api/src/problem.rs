@@ -1,0 +1,103 @@
+//! API errors as RFC 9457 `application/problem+json`. 5xx bodies carry no internals;
+//! the cause is logged here.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The command this problem answers, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    Invalid { detail: String },
+    #[error("{what} was not found")]
+    NotFound { what: String },
+    #[error("{detail}")]
+    Rejected {
+        status: StatusCode,
+        code: String,
+        detail: String,
+        command_id: String,
+    },
+    #[error("the command log is unavailable: {0}")]
+    Kafka(String),
+    #[error("the read model is unavailable: {0}")]
+    Store(#[from] tributary_store::Error),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Rejected { status, .. } => *status,
+            Self::Kafka(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &str {
+        match self {
+            Self::Invalid { .. } => "invalid",
+            Self::NotFound { .. } => "not_found",
+            Self::Rejected { code, .. } => code,
+            Self::Kafka(_) | Self::Store(_) => "unavailable",
+        }
+    }
+}
+
+/// The HTTP status for a rejection code from the processor.
+pub fn status_for(code: &str) -> StatusCode {
+    match code {
+        "slug_taken" | "conflict" => StatusCode::CONFLICT,
+        "not_found" => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "the service is temporarily unavailable; retry with backoff".to_owned()
+        } else {
+            self.to_string()
+        };
+        let problem = Problem {
+            kind: format!("https://tributary.dev/problems/{}", self.code()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            command_id: match &self {
+                Self::Rejected { command_id, .. } => Some(command_id.clone()),
+                _ => None,
+            },
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

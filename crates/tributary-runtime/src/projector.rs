@@ -1,0 +1,294 @@
+//! The projector: one consumer group per projection, each batch applied to Postgres in
+//! one transaction together with its offsets; on assignment it seeks to those offsets.
+
+use crate::batch::{self, Applied, Batch};
+use crate::supervise::sleep_unless_stopped;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+use tributary_log::client::KafkaSettings;
+use tributary_log::{Envelope, Topics};
+use tributary_store::projection::{Offsets, Projection};
+use tributary_store::{Db, Registry};
+
+#[derive(Clone)]
+pub struct ProjectorConfig {
+    pub kafka: KafkaSettings,
+    pub topics: Topics,
+    pub db: Db,
+    pub max_batch: usize,
+}
+
+/// Whether each projection in this process has nothing waiting (for `/readyz`).
+#[derive(Debug, Default, Clone)]
+pub struct Readiness {
+    caught_up: Arc<Mutex<std::collections::HashMap<&'static str, bool>>>,
+}
+
+impl Readiness {
+    fn set(&self, projection: Projection, value: bool) {
+        self.caught_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(projection.name(), value);
+    }
+
+    /// Projections that still have records waiting.
+    pub fn behind(&self) -> Vec<&'static str> {
+        self.caught_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}
+
+struct Ctx {
+    projection: Projection,
+    db: Db,
+    handle: Handle,
+    version: Arc<AtomicI32>,
+    rebalanced: AtomicBool,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.rebalanced.store(true, Ordering::SeqCst);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let version = self.version.load(Ordering::SeqCst);
+                let offsets = self.handle.block_on(async {
+                    let client = self.db.get().await?;
+                    Registry::offsets(&**client, self.projection, version).await
+                });
+                match offsets {
+                    Ok(offsets) => set_offsets(tpl, &offsets),
+                    // Without stored offsets we cannot know where to start: start from the
+                    // beginning; the version guard in each statement keeps replays harmless.
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read projection offsets; replaying from the beginning")
+                    }
+                }
+                tracing::info!(
+                    projection = self.projection.name(),
+                    partitions = tpl.count(),
+                    "partitions assigned"
+                );
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "unassign failed");
+                }
+            }
+            other => tracing::error!(error = ?other, "rebalance error"),
+        }
+    }
+}
+
+fn set_offsets(tpl: &mut TopicPartitionList, offsets: &Offsets) {
+    let elements: Vec<(String, i32)> = tpl
+        .elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect();
+    for (topic, partition) in elements {
+        let offset = offsets
+            .get(&(topic.clone(), partition))
+            .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+        let _ = tpl.set_partition_offset(&topic, partition, offset);
+    }
+}
+
+pub struct Projector {
+    projection: Projection,
+    config: ProjectorConfig,
+    consumer: BaseConsumer<Ctx>,
+    version: Arc<AtomicI32>,
+    handle: Handle,
+    readiness: Readiness,
+    group: String,
+}
+
+impl Projector {
+    /// Must be called from outside the async runtime (it blocks on `handle`).
+    pub fn new(
+        projection: Projection,
+        config: ProjectorConfig,
+        handle: Handle,
+        readiness: Readiness,
+    ) -> anyhow::Result<Self> {
+        let version = handle.block_on(async {
+            let client = config.db.get().await?;
+            Registry::ensure(&**client, projection).await
+        })?;
+        let version = Arc::new(AtomicI32::new(version));
+        let group = format!("{}.projector.{}", config.topics.prefix(), projection.name());
+        let ctx = Ctx {
+            projection,
+            db: config.db.clone(),
+            handle: handle.clone(),
+            version: version.clone(),
+            rebalanced: AtomicBool::new(false),
+        };
+        let consumer: BaseConsumer<Ctx> = config.kafka.consumer(&group).create_with_context(ctx)?;
+        let topics = projection.topics(&config.topics);
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs)?;
+        readiness.set(projection, false);
+        Ok(Self {
+            projection,
+            config,
+            consumer,
+            version,
+            handle,
+            readiness,
+            group,
+        })
+    }
+
+    pub fn run(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        let mut last_lag = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            self.try_run_once(Duration::from_millis(200), stop)?;
+            if last_lag.elapsed() > Duration::from_secs(5) {
+                crate::lag::report(&self.consumer, &self.group);
+                last_lag = Instant::now();
+            }
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn gather(&self, wait: Duration) -> Batch {
+        let mut batch = Batch::default();
+        let mut timeout = wait;
+        while batch.len() < self.config.max_batch {
+            let polled = self.consumer.poll(timeout);
+            if self
+                .consumer
+                .context()
+                .rebalanced
+                .swap(false, Ordering::SeqCst)
+            {
+                batch = Batch::default();
+            }
+            match polled {
+                None => break,
+                Some(Ok(m)) => {
+                    let env = match Envelope::decode(m.headers(), m.payload().unwrap_or_default()) {
+                        Ok(env) => Some(env),
+                        Err(e) => {
+                            // Commands from upstream may be malformed; the processor answers
+                            // them. A projection only skips what it cannot read.
+                            tracing::debug!(topic = m.topic(), offset = m.offset(), error = %e, "skipping an unreadable record");
+                            metrics::counter!("tributary_projection_skipped_total", "projection" => self.projection.name()).increment(1);
+                            None
+                        }
+                    };
+                    batch.push(m.topic(), m.partition(), m.offset(), env);
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    if batch.is_empty() {
+                        timeout = Duration::ZERO;
+                        continue;
+                    }
+                    break;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        batch
+    }
+
+    /// Reads one batch and applies it; retries Postgres failures with backoff until
+    /// they pass, so a database restart costs time, never data.
+    pub fn try_run_once(&mut self, wait: Duration, stop: &AtomicBool) -> anyhow::Result<u64> {
+        let batch = self.gather(wait);
+        if batch.is_empty() {
+            self.readiness.set(self.projection, true);
+            return Ok(0);
+        }
+        self.readiness.set(self.projection, false);
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            let version = self.version.load(Ordering::SeqCst);
+            let result = self.handle.block_on(batch::apply(
+                &self.config.db,
+                self.projection,
+                version,
+                true,
+                &batch,
+            ));
+            match result {
+                Ok(Applied::Done(applied)) => {
+                    metrics::counter!("tributary_events_projected_total", "projection" => self.projection.name())
+                        .increment(applied);
+                    return Ok(applied);
+                }
+                Ok(Applied::VersionChanged(active)) => {
+                    tracing::info!(
+                        projection = self.projection.name(),
+                        from = version,
+                        to = active,
+                        "a rebuild swapped versions; continuing from its offsets"
+                    );
+                    self.version.store(active, Ordering::SeqCst);
+                    self.seek_to_stored(active)?;
+                    return Ok(0);
+                }
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(projection = self.projection.name(), error = %e, retry_in = ?delay, "projection batch failed; retrying");
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(0);
+                    }
+                    sleep_unless_stopped(stop, delay);
+                }
+            }
+        }
+    }
+
+    fn seek_to_stored(&self, version: i32) -> anyhow::Result<()> {
+        let offsets = self.handle.block_on(async {
+            let client = self.config.db.get().await?;
+            Registry::offsets(&**client, self.projection, version).await
+        })?;
+        let assignment = self.consumer.assignment()?;
+        for e in assignment.elements() {
+            let offset = offsets
+                .get(&(e.topic().to_owned(), e.partition()))
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            self.consumer
+                .seek(e.topic(), e.partition(), offset, Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+}

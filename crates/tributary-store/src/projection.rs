@@ -1,0 +1,311 @@
+//! Projections: versioned read-model tables built from the log.
+//!
+//! Each projection has tables `<name>_v<N>` and a view `<name>` on the active version.
+//! The projector applies a batch and the batch's offsets in one transaction, under a
+//! shared lock on the projection's registry row; a rebuild fills version N+1 and swaps
+//! the view under an exclusive lock on the same row, so the live projector sees the
+//! swap between two batches and continues from the new version's offsets.
+
+mod commands;
+mod orgs;
+
+use crate::error::{Error, Result, pg};
+use std::collections::HashMap;
+use tokio_postgres::{GenericClient, Transaction};
+use tributary_log::{Envelope, Topics};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Projection {
+    Orgs,
+    Commands,
+}
+
+/// Where a stored offset belongs.
+pub type Offsets = HashMap<(String, i32), i64>;
+
+impl Projection {
+    pub const ALL: [Projection; 2] = [Projection::Orgs, Projection::Commands];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Orgs => "orgs",
+            Self::Commands => "commands",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| Error::UnknownProjection(name.to_owned()))
+    }
+
+    /// The topics the projection reads.
+    pub fn topics(self, topics: &Topics) -> Vec<String> {
+        match self {
+            Self::Orgs => vec![topics.events("org")],
+            Self::Commands => {
+                let mut all: Vec<String> = tributary_domain::AGGREGATES
+                    .iter()
+                    .map(|a| topics.commands(a))
+                    .collect();
+                all.push(topics.command_results());
+                all
+            }
+        }
+    }
+
+    pub fn table(self, version: i32) -> String {
+        format!("{}_v{version}", self.name())
+    }
+
+    fn ddl(self) -> &'static str {
+        match self {
+            Self::Orgs => include_str!("../sql/orgs.table.sql"),
+            Self::Commands => include_str!("../sql/commands.table.sql"),
+        }
+    }
+
+    /// Applies a batch of records (each with its topic) to version `version`.
+    pub async fn apply(
+        self,
+        tx: &Transaction<'_>,
+        version: i32,
+        batch: &[(&str, &Envelope)],
+    ) -> Result<u64> {
+        let table = self.table(version);
+        match self {
+            Self::Orgs => orgs::apply(tx, &table, batch).await,
+            Self::Commands => commands::apply(tx, &table, batch).await,
+        }
+    }
+}
+
+/// The registry of projection versions and their offsets.
+pub struct Registry;
+
+/// What a swap attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    Swapped {
+        from: i32,
+        to: i32,
+    },
+    /// The live version has read further on these partitions; read on and try again.
+    Behind(Offsets),
+}
+
+impl Registry {
+    /// Creates version 1 and the view if the projection has never run; returns the
+    /// active version.
+    pub async fn ensure(client: &impl GenericClient, projection: Projection) -> Result<i32> {
+        if let Some(version) = Self::active(client, projection).await? {
+            return Ok(version);
+        }
+        // Two projectors may start at once: an advisory lock keeps creation single.
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&projection.name()],
+            )
+            .await
+            .map_err(pg("locking projection creation"))?;
+        Self::create_tables(client, projection, 1).await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO projections (name, active_version) VALUES ($1, 1) ON CONFLICT DO NOTHING",
+                &[&projection.name()],
+            )
+            .await
+            .map_err(pg("registering a projection"))?;
+        if inserted == 1 {
+            Self::point_view(client, projection, 1).await?;
+        }
+        Ok(Self::active(client, projection).await?.unwrap_or(1))
+    }
+
+    pub async fn active(
+        client: &impl GenericClient,
+        projection: Projection,
+    ) -> Result<Option<i32>> {
+        let row = client
+            .query_opt(
+                "SELECT active_version FROM projections WHERE name = $1",
+                &[&projection.name()],
+            )
+            .await
+            .map_err(pg("reading the active projection version"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Starts a batch: takes a shared lock on the projection's row, so a swap waits for
+    /// the batch, and returns the version that is active now.
+    pub async fn lock_shared(tx: &Transaction<'_>, projection: Projection) -> Result<i32> {
+        let row = tx
+            .query_one(
+                "SELECT active_version FROM projections WHERE name = $1 FOR SHARE",
+                &[&projection.name()],
+            )
+            .await
+            .map_err(pg("locking the projection for a batch"))?;
+        Ok(row.get(0))
+    }
+
+    pub async fn create_tables(
+        client: &impl GenericClient,
+        projection: Projection,
+        version: i32,
+    ) -> Result<()> {
+        let ddl = projection
+            .ddl()
+            .replace("{table}", &projection.table(version));
+        client
+            .batch_execute(&ddl)
+            .await
+            .map_err(pg("creating projection tables"))
+    }
+
+    /// A fresh, empty version for a rebuild (dropping what a failed rebuild left).
+    pub async fn new_version(client: &impl GenericClient, projection: Projection) -> Result<i32> {
+        let active = Self::ensure(client, projection).await?;
+        let version = active + 1;
+        let table = projection.table(version);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .map_err(pg("dropping a stale rebuild table"))?;
+        client
+            .execute(
+                "DELETE FROM projection_offsets WHERE projection = $1 AND version = $2",
+                &[&projection.name(), &version],
+            )
+            .await
+            .map_err(pg("clearing stale rebuild offsets"))?;
+        Self::create_tables(client, projection, version).await?;
+        Ok(version)
+    }
+
+    async fn point_view(
+        client: &impl GenericClient,
+        projection: Projection,
+        version: i32,
+    ) -> Result<()> {
+        let sql = format!(
+            "CREATE OR REPLACE VIEW {} AS SELECT * FROM {}",
+            projection.name(),
+            projection.table(version)
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(pg("pointing the view"))
+    }
+
+    pub async fn offsets(
+        client: &impl GenericClient,
+        projection: Projection,
+        version: i32,
+    ) -> Result<Offsets> {
+        let rows = client
+            .query(
+                "SELECT topic, partition, next_offset FROM projection_offsets
+                 WHERE projection = $1 AND version = $2",
+                &[&projection.name(), &version],
+            )
+            .await
+            .map_err(pg("reading projection offsets"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.get::<_, String>(0), r.get::<_, i32>(1)),
+                    r.get::<_, i64>(2),
+                )
+            })
+            .collect())
+    }
+
+    pub async fn save_offsets(
+        tx: &Transaction<'_>,
+        projection: Projection,
+        version: i32,
+        offsets: &Offsets,
+    ) -> Result<()> {
+        let (mut topics, mut partitions, mut nexts) = (Vec::new(), Vec::new(), Vec::new());
+        for ((topic, partition), next) in offsets {
+            topics.push(topic.as_str());
+            partitions.push(*partition);
+            nexts.push(*next);
+        }
+        tx.execute(
+            "INSERT INTO projection_offsets (projection, version, topic, partition, next_offset)
+             SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::bigint[])
+             ON CONFLICT (projection, version, topic, partition)
+             DO UPDATE SET next_offset = excluded.next_offset",
+            &[&projection.name(), &version, &topics, &partitions, &nexts],
+        )
+        .await
+        .map_err(pg("saving projection offsets"))?;
+        Ok(())
+    }
+
+    /// Makes `version` the live one if it has read at least as far as the live version
+    /// on every partition; the old tables are dropped in the same transaction.
+    pub async fn swap(
+        client: &mut tokio_postgres::Client,
+        projection: Projection,
+        version: i32,
+        ours: &Offsets,
+    ) -> Result<Swap> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting the swap"))?;
+        let row = tx
+            .query_one(
+                "SELECT active_version FROM projections WHERE name = $1 FOR UPDATE",
+                &[&projection.name()],
+            )
+            .await
+            .map_err(pg("locking the projection for the swap"))?;
+        let live: i32 = row.get(0);
+        let live_offsets = Self::offsets(&tx, projection, live).await?;
+        let behind: Offsets = live_offsets
+            .into_iter()
+            .filter(|(tp, next)| ours.get(tp).copied().unwrap_or(0) < *next)
+            .collect();
+        if !behind.is_empty() {
+            tx.rollback().await.map_err(pg("releasing the swap lock"))?;
+            return Ok(Swap::Behind(behind));
+        }
+        Self::point_view(&tx, projection, version).await?;
+        tx.execute(
+            "UPDATE projections SET active_version = $2, updated_at = now() WHERE name = $1",
+            &[&projection.name(), &version],
+        )
+        .await
+        .map_err(pg("activating the new version"))?;
+        tx.execute(
+            "DELETE FROM projection_offsets WHERE projection = $1 AND version = $2",
+            &[&projection.name(), &live],
+        )
+        .await
+        .map_err(pg("dropping the old offsets"))?;
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", projection.table(live)))
+            .await
+            .map_err(pg("dropping the old tables"))?;
+        tx.commit().await.map_err(pg("committing the swap"))?;
+        Ok(Swap::Swapped {
+            from: live,
+            to: version,
+        })
+    }
+}
+
+fn decode_error(env: &Envelope, reason: impl ToString) -> Error {
+    Error::Decode {
+        event_id: env.id.clone(),
+        ty: env.ty.clone(),
+        reason: reason.to_string(),
+    }
+}

@@ -1,0 +1,194 @@
+//! Starts the roles: the processor and projectors on threads of their own (their Kafka
+//! and transaction calls block), the API on the async runtime.
+
+use crate::settings::Settings;
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use rdkafka::producer::FutureProducer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use tokio::runtime::Handle;
+use tributary_api::AppState;
+use tributary_log::Topics;
+use tributary_log::client::KafkaSettings;
+use tributary_log::processor::{Processor, ProcessorConfig, default_handlers};
+use tributary_log::topics::TopicAdmin;
+use tributary_runtime::supervise::supervise;
+use tributary_runtime::{Projector, ProjectorConfig, Readiness};
+use tributary_store::{Db, Projection};
+
+/// Which roles a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub processor: bool,
+    pub projector: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        api: true,
+        processor: true,
+        projector: true,
+    };
+}
+
+/// A started process; `shutdown` stops every role and waits for them.
+pub struct Running {
+    pub addr: Option<std::net::SocketAddr>,
+    pub db: Db,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    server_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(tx) = self.server_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+
+    /// Resolves when the server stops (after `shutdown` or a failure).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+}
+
+/// Creates the topics (idempotent) and runs the migrations.
+pub async fn setup(settings: &Settings) -> anyhow::Result<()> {
+    let kafka = KafkaSettings::new(&settings.kafka_brokers);
+    let admin = TopicAdmin::new(&kafka.base(), Topics::new(&settings.topic_prefix))?;
+    admin
+        .create(settings.partitions, settings.replication)
+        .await
+        .with_context(|| {
+            format!(
+                "creating topics on Kafka at {}; is it running? (scripts/infra up)",
+                settings.kafka_brokers
+            )
+        })?;
+    tributary_store::migrate(&settings.database_url)
+        .await
+        .context("running migrations; is Postgres running? (scripts/infra up)")?;
+    Ok(())
+}
+
+pub async fn start(
+    settings: &Settings,
+    roles: Roles,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<Running> {
+    let kafka = KafkaSettings::new(&settings.kafka_brokers);
+    let topics = Topics::new(&settings.topic_prefix);
+    let db = tributary_store::connect(&settings.database_url, settings.db_pool)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::default();
+    let mut threads = Vec::new();
+    let handle = Handle::current();
+
+    if roles.processor {
+        let config = ProcessorConfig {
+            kafka: kafka.clone(),
+            topics: topics.clone(),
+            instance_id: settings.instance_id(),
+            max_batch: settings.processor_batch,
+        };
+        let stop = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("processor".into())
+                .spawn(move || {
+                    supervise("processor", &stop, || {
+                        let mut processor = Processor::new(config.clone(), default_handlers())?;
+                        processor.run(&stop)
+                    });
+                })?,
+        );
+    }
+    if roles.projector {
+        for projection in Projection::ALL {
+            let config = ProjectorConfig {
+                kafka: kafka.clone(),
+                topics: topics.clone(),
+                db: db.clone(),
+                max_batch: settings.projector_batch,
+            };
+            let stop = stop.clone();
+            let handle = handle.clone();
+            let readiness = readiness.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("projector-{}", projection.name()))
+                    .spawn(move || {
+                        supervise(projection.name(), &stop, || {
+                            let mut projector = Projector::new(
+                                projection,
+                                config.clone(),
+                                handle.clone(),
+                                readiness.clone(),
+                            )?;
+                            projector.run(&stop)
+                        });
+                    })?,
+            );
+        }
+    }
+    let (mut addr, mut server, mut server_stop) = (None, None, None);
+    if roles.api {
+        let producer: FutureProducer = kafka.producer().create()?;
+        let probe: Option<tributary_api::ReadinessProbe> = roles.projector.then(|| {
+            let readiness = readiness.clone();
+            Arc::new(move || readiness.behind()) as tributary_api::ReadinessProbe
+        });
+        let state = AppState {
+            producer,
+            topics: topics.clone(),
+            db: db.clone(),
+            metrics,
+            readiness: probe,
+            max_wait_secs: settings.max_wait_secs,
+        };
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {}; is another process using it? set TRIBUTARY_LISTEN",
+                    settings.listen
+                )
+            })?;
+        addr = Some(listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        server_stop = Some(tx);
+        let app = tributary_api::router(state);
+        server = Some(tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        }));
+    }
+    Ok(Running {
+        addr,
+        db,
+        stop,
+        threads,
+        server,
+        server_stop,
+    })
+}

@@ -1,0 +1,8 @@
+//! The `tributary` binary's building blocks, also used by the tests to start the app
+//! in-process.
+
+pub mod app;
+pub mod settings;
+
+pub use app::{Roles, Running, start};
+pub use settings::Settings;
