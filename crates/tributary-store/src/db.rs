@@ -35,6 +35,11 @@ pub async fn migrate(url: &str) -> Result<Vec<String>> {
         .run_async(&mut client)
         .await
         .map_err(|e| Error::Migration(e.to_string()))?;
+    // Projection tables are versioned and created here too, so the views the API reads
+    // exist before any projector has run.
+    for projection in crate::Projection::ALL {
+        crate::Registry::ensure(&client, projection).await?;
+    }
     drop(client);
     let _ = driver.await;
     Ok(report

@@ -1,1 +1,248 @@
+//! Test helpers: every test gets its own topic prefix and its own database, so tests
+//! run in parallel against the one Kafka and Postgres that `scripts/infra` starts.
 
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::time::Duration;
+use tributary::{Roles, Running, Settings};
+use tributary_log::client::KafkaSettings;
+use tributary_log::{Envelope, Topics};
+
+pub const PARTITIONS: i32 = 3;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Logs only when `TEST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(env_or(
+                "RUST_LOG", "info",
+            )))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// One test's world: a topic prefix, a database, and settings pointing at both.
+pub struct TestEnv {
+    pub settings: Settings,
+    pub prefix: String,
+    pub database: String,
+}
+
+impl TestEnv {
+    /// Creates the database and the topics, and runs the migrations.
+    pub async fn new() -> anyhow::Result<Self> {
+        init_logging();
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let suffix = &id[id.len() - 12..];
+        let prefix = format!("t{suffix}");
+        let database = format!("t_{suffix}");
+        let admin_url = env_or(
+            "TRIBUTARY_DATABASE_URL",
+            "postgres://tributary:tributary@127.0.0.1:15432/tributary",
+        );
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to Postgres; run scripts/infra up")?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let settings = Settings {
+            kafka_brokers: env_or("TRIBUTARY_KAFKA_BROKERS", "127.0.0.1:19092"),
+            database_url: format!("{base}/{database}"),
+            topic_prefix: prefix.clone(),
+            partitions: PARTITIONS,
+            replication: 1,
+            listen: "127.0.0.1:0".into(),
+            instance_id: None,
+            processor_batch: 200,
+            projector_batch: 500,
+            db_pool: 8,
+            max_wait_secs: 30,
+            log_format: "text".into(),
+        };
+        tributary::app::setup(&settings).await?;
+        Ok(Self {
+            settings,
+            prefix,
+            database,
+        })
+    }
+
+    pub fn topics(&self) -> Topics {
+        Topics::new(&self.prefix)
+    }
+
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings::new(&self.settings.kafka_brokers)
+    }
+
+    pub async fn start(&self, roles: Roles) -> anyhow::Result<Running> {
+        tributary::start(&self.settings, roles, None).await
+    }
+
+    /// A plain client to this test's database.
+    pub async fn pg(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.settings.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    pub fn producer(&self) -> anyhow::Result<FutureProducer> {
+        Ok(self.kafka().producer().create()?)
+    }
+
+    /// Produces a raw record, as an upstream system would.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: Option<rdkafka::message::OwnedHeaders>,
+    ) -> anyhow::Result<()> {
+        let producer = self.producer()?;
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
+        Ok(())
+    }
+
+    /// Produces a command envelope to an aggregate's command topic.
+    pub async fn command(&self, aggregate: &str, key: &str, env: &Envelope) -> anyhow::Result<()> {
+        self.produce(
+            &self.topics().commands(aggregate),
+            key,
+            &env.data,
+            Some(env.encode_headers()),
+        )
+        .await
+    }
+
+    /// Every committed record of a topic, read to its current end.
+    pub fn read_all(&self, topic: &str) -> anyhow::Result<Vec<Record>> {
+        let consumer: BaseConsumer = self.kafka().reader().create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut open: HashSet<i32> = (0..PARTITIONS).collect();
+        let mut records = Vec::new();
+        while !open.is_empty() {
+            match consumer.poll(Duration::from_secs(5)) {
+                None => anyhow::bail!("reading {topic} timed out"),
+                Some(Ok(m)) => records.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        h.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    open.remove(&p);
+                }
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        Ok(records)
+    }
+
+    /// Polls `check` until it returns `Some`, or fails after `secs`.
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        secs: u64,
+        what: &str,
+        mut check: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(value) = check().await? {
+                return Ok(value);
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("timed out after {secs}s waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        self.payload
+            .as_deref()
+            .and_then(|p| serde_json::from_slice(p).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An HTTP client for a running app.
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new(running: &Running) -> Self {
+        let addr = running.addr.expect("the API role is running");
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}

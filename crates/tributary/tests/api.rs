@@ -1,0 +1,225 @@
+//! The HTTP API end to end: gateway → Kafka → processor → projection → read model.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tributary::Roles;
+use tributary_testkit::{Http, TestEnv};
+
+async fn create(http: &Http, slug: &str, name: &str) -> reqwest::Response {
+    http.client
+        .post(http.url("/api/v1/orgs"))
+        .header("prefer", "wait=20")
+        .json(&json!({ "slug": slug, "name": name }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_lifecycle_with_read_your_writes() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let http = Http::new(&app);
+
+    let created = create(&http, "acme", "Acme").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str()?.to_owned();
+    let org: Value = created.json().await?;
+    assert_eq!(org["slug"], "acme");
+    assert_eq!(org["version"], 1);
+    assert_eq!(
+        location,
+        format!("/api/v1/orgs/{}", org["id"].as_str().unwrap())
+    );
+
+    // Read-your-writes: the org is there at once.
+    let got: Value = http
+        .client
+        .get(http.url(&location))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(got["name"], "Acme");
+
+    let taken = create(&http, "acme", "Another").await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    assert_eq!(taken.headers()["content-type"], "application/problem+json");
+    let problem: Value = taken.json().await?;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("taken"),
+        "{problem}"
+    );
+
+    let renamed = http
+        .client
+        .patch(http.url(&location))
+        .header("prefer", "wait=20")
+        .json(&json!({ "name": "Acme Inc" }))
+        .send()
+        .await?;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let renamed: Value = renamed.json().await?;
+    assert_eq!(renamed["name"], "Acme Inc");
+    assert_eq!(renamed["version"], 2);
+
+    let deleted = http
+        .client
+        .delete(http.url(&location))
+        .header("prefer", "wait=20")
+        .send()
+        .await?;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.client.get(http.url(&location)).send().await?.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Deleting again: the processor answers not found.
+    let again = http
+        .client
+        .delete(http.url(&location))
+        .header("prefer", "wait=20")
+        .send()
+        .await?;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // The slug was released with the delete.
+    assert_eq!(
+        create(&http, "acme", "Acme Again").await.status(),
+        StatusCode::CREATED
+    );
+    app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_is_422_before_anything_is_sent() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let http = Http::new(&app);
+    for (slug, name) in [("Not A Slug", "x"), ("ok-slug", "   "), ("-bad", "x")] {
+        let response = create(&http, slug, name).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{slug:?} {name:?}"
+        );
+        let problem: Value = response.json().await?;
+        assert_eq!(problem["status"], 422);
+    }
+    let unknown_field = http
+        .client
+        .post(http.url("/api/v1/orgs"))
+        .json(&json!({ "slug": "a", "name": "A", "colour": "red" }))
+        .send()
+        .await?;
+    assert!(unknown_field.status().is_client_error());
+    let missing = http
+        .client
+        .get(http.url(&format!("/api/v1/orgs/{}", uuid::Uuid::now_v7())))
+        .send()
+        .await?;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let garbage = http
+        .client
+        .get(http.url("/api/v1/orgs/not-a-uuid"))
+        .send()
+        .await?;
+    assert_eq!(garbage.status(), StatusCode::NOT_FOUND);
+    let bad_limit = http
+        .client
+        .get(http.url("/api/v1/orgs?limit=0"))
+        .send()
+        .await?;
+    assert_eq!(bad_limit.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let http = Http::new(&app);
+    let mut locations = Vec::new();
+    for i in 0..5 {
+        let response = http
+            .client
+            .post(http.url("/api/v1/orgs"))
+            .json(&json!({ "slug": format!("org-{i}"), "name": format!("Org {i}") }))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        locations.push(response.headers()["location"].to_str()?.to_owned());
+    }
+    for location in &locations {
+        let status = env
+            .eventually(20, "the command outcome", || async {
+                let response = http.client.get(http.url(location)).send().await?;
+                if response.status() != StatusCode::OK {
+                    return Ok(None);
+                }
+                let body: Value = response.json().await?;
+                Ok((body["status"] != "pending").then_some(body))
+            })
+            .await?;
+        assert_eq!(status["status"], "accepted", "{status}");
+        assert_eq!(status["aggregate"], "org");
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("/api/v1/orgs?limit=2&cursor={c}"),
+            None => "/api/v1/orgs?limit=2".to_owned(),
+        };
+        let page: Value = env
+            .eventually(20, "all orgs projected", || async {
+                let page: Value = http.client.get(http.url(&url)).send().await?.json().await?;
+                Ok(Some(page))
+            })
+            .await?;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["slug"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["org-0", "org-1", "org-2", "org-3", "org-4"]);
+
+    let doc: Value = http
+        .client
+        .get(http.url("/api/v1/openapi.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in ["/orgs", "/orgs/{id}", "/commands/{id}"] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert_eq!(
+        http.client.get(http.url("/healthz")).send().await?.status(),
+        StatusCode::OK
+    );
+    let ready = env
+        .eventually(20, "readiness", || async {
+            let r = http.client.get(http.url("/readyz")).send().await?;
+            Ok((r.status() == StatusCode::OK).then_some(()))
+        })
+        .await;
+    assert!(ready.is_ok(), "{ready:?}");
+    app.shutdown().await;
+    Ok(())
+}
