@@ -246,3 +246,74 @@ impl Http {
         format!("{}{path}", self.base)
     }
 }
+
+impl TestEnv {
+    /// Starts `tributary <role>` as a separate process (so a test can SIGKILL it).
+    pub fn spawn(
+        &self,
+        bin: &str,
+        role: &str,
+        instance: &str,
+    ) -> anyhow::Result<std::process::Child> {
+        let log = std::env::var_os("TEST_LOG").is_some();
+        let child = std::process::Command::new(bin)
+            .arg(role)
+            .env("TRIBUTARY_KAFKA_BROKERS", &self.settings.kafka_brokers)
+            .env("TRIBUTARY_DATABASE_URL", &self.settings.database_url)
+            .env("TRIBUTARY_TOPIC_PREFIX", &self.prefix)
+            .env("TRIBUTARY_INSTANCE_ID", instance)
+            .env("TRIBUTARY_PROCESSOR_BATCH", "100")
+            .env("TRIBUTARY_PROJECTOR_BATCH", "100")
+            .env("RUST_LOG", if log { "info" } else { "warn" })
+            .stdout(std::process::Stdio::null())
+            .stderr(if log {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
+            .spawn()?;
+        Ok(child)
+    }
+
+    /// Produces `n` org creations straight to the slug command topic; returns their ids.
+    pub async fn create_orgs(&self, n: usize, tag: &str) -> anyhow::Result<Vec<String>> {
+        let producer = self.producer()?;
+        let topic = self.topics().commands("slug");
+        let mut ids = Vec::with_capacity(n);
+        let mut pending = Vec::with_capacity(n);
+        for i in 0..n {
+            let slug = format!("{tag}-{i}");
+            let data = serde_json::json!({ "org_id": uuid::Uuid::now_v7(), "slug": slug, "name": format!("Org {i}") });
+            let env = Envelope::json("/tests", "tributary.org.create.v1", &data)?;
+            ids.push(env.id.clone());
+            let producer = producer.clone();
+            let topic = topic.clone();
+            pending.push(async move {
+                producer
+                    .send(
+                        FutureRecord::to(&topic)
+                            .key(&slug)
+                            .payload(&env.data)
+                            .headers(env.encode_headers()),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))
+            });
+        }
+        for result in futures::future::join_all(pending).await {
+            result?;
+        }
+        Ok(ids)
+    }
+}
+
+/// SIGKILL: no chance to clean up, like a crash.
+pub fn kill_hard(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
