@@ -86,11 +86,11 @@ pub async fn outcome(
     let mut pause = Duration::from_millis(2);
     loop {
         let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-        if let Some(row) = queries::command(&**client, id.0).await? {
-            if row.status != "pending" {
-                metrics::histogram!("tributary_command_latency_seconds").record(started.elapsed());
-                return Ok(Some(row));
-            }
+        if let Some(row) = queries::command(&**client, id.0).await?
+            && row.status != "pending"
+        {
+            metrics::histogram!("tributary_command_latency_seconds").record(started.elapsed());
+            return Ok(Some(row));
         }
         drop(client);
         if Instant::now() >= deadline {

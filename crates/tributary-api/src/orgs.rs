@@ -140,10 +140,8 @@ async fn settle(
         StatusCode::OK
     };
     let mut response = (status, Json(Org::from(row))).into_response();
-    if created {
-        if let Ok(value) = HeaderValue::from_str(&format!("/api/v1/orgs/{org_id}")) {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
+    if created && let Ok(value) = HeaderValue::from_str(&format!("/api/v1/orgs/{org_id}")) {
+        response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
 }

@@ -75,7 +75,10 @@ impl Shared {
     }
 
     pub(crate) fn loaded(&self) -> Vec<(&'static str, usize)> {
-        self.handlers.iter().map(|h| (h.kind(), h.len())).collect()
+        self.handlers
+            .iter()
+            .map(|h| (h.kind(), h.loaded()))
+            .collect()
     }
 
     fn first_outcome(&self, key: &PartitionKey, id: &str) -> Option<&CommandOutcome> {
@@ -370,10 +373,10 @@ impl Shared {
 
     fn revoke(&mut self, revoked: &[(String, i32)]) {
         for (topic, partition) in revoked {
-            if let Some(aggregate) = self.topics.aggregate_of_commands(topic) {
-                if let Some(handler) = self.handlers.iter_mut().find(|h| h.kind() == aggregate) {
-                    handler.drop_partition(*partition);
-                }
+            if let Some(aggregate) = self.topics.aggregate_of_commands(topic)
+                && let Some(handler) = self.handlers.iter_mut().find(|h| h.kind() == aggregate)
+            {
+                handler.drop_partition(*partition);
             }
             self.dedupe.remove(&(topic.clone(), *partition));
         }

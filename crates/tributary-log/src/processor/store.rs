@@ -21,7 +21,8 @@ pub trait Handler: Send {
     fn handle(&mut self, partition: i32, command_type: &str, data: serde_json::Value) -> Handled;
     fn commit(&mut self);
     fn abort(&mut self);
-    fn len(&self) -> usize;
+    /// How many aggregates are in memory.
+    fn loaded(&self) -> usize;
 }
 
 /// What a handler decided, in the shape the processor writes to Kafka.
@@ -197,7 +198,7 @@ where
         self.staged.clear();
     }
 
-    fn len(&self) -> usize {
+    fn loaded(&self) -> usize {
         self.committed.values().map(HashMap::len).sum()
     }
 }
@@ -258,6 +259,6 @@ mod tests {
         };
         assert_eq!(version, 2);
         restored.drop_partition(3);
-        assert_eq!(restored.len(), 0);
+        assert_eq!(restored.loaded(), 0);
     }
 }
