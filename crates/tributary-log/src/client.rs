@@ -70,3 +70,21 @@ impl KafkaSettings {
         config
     }
 }
+
+/// Leaves the consumer group before the consumer is dropped: unsubscribes and polls
+/// until the revocation has been served. Served here, the rebalance callback runs in
+/// an ordinary poll; served inside librdkafka's close, an `unassign` from the callback
+/// can wait forever.
+pub fn leave_group<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+) {
+    use rdkafka::consumer::Consumer;
+    consumer.unsubscribe();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let _ = consumer.poll(std::time::Duration::from_millis(50));
+        if consumer.assignment().map_or(true, |a| a.count() == 0) {
+            break;
+        }
+    }
+}

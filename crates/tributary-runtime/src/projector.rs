@@ -174,7 +174,6 @@ impl Projector {
                 last_lag = Instant::now();
             }
         }
-        self.consumer.unsubscribe();
         Ok(())
     }
 
@@ -290,5 +289,11 @@ impl Projector {
                 .seek(e.topic(), e.partition(), offset, Duration::from_secs(10))?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Projector {
+    fn drop(&mut self) {
+        tributary_log::client::leave_group(&self.consumer);
     }
 }

@@ -123,8 +123,6 @@ impl Processor {
         while !stop.load(Ordering::Relaxed) {
             self.try_run_once(Duration::from_millis(200))?;
         }
-        // Leave the group at once so partitions move without waiting for a timeout.
-        self.consumer.unsubscribe();
         Ok(())
     }
 
@@ -245,6 +243,13 @@ impl Processor {
     /// How many aggregates are in memory, per kind (for metrics and tests).
     pub fn loaded(&self) -> Vec<(&'static str, usize)> {
         self.shared().loaded()
+    }
+}
+
+impl Drop for Processor {
+    fn drop(&mut self) {
+        // Leave the group at once so partitions move without waiting for a timeout.
+        crate::client::leave_group(&self.consumer);
     }
 }
 
