@@ -1,0 +1,89 @@
+//! Commands per second through HTTP → Kafka → processor → projection with
+//! `Prefer: wait` (read-your-writes), against raw rdkafka produce (acks=all) of the
+//! same payloads.
+
+use futures::StreamExt;
+use rdkafka::producer::FutureRecord;
+use std::time::{Duration, Instant};
+use tributary::Roles;
+use tributary_benches::{quantile_ms, result_line, size};
+use tributary_testkit::{Http, TestEnv};
+
+const CONCURRENCY: usize = 64;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n = size(5_000);
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let http = Http::new(&app);
+    let bodies: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({ "slug": format!("bench-{i}"), "name": format!("Bench {i}") }))
+        .collect();
+
+    eprintln!(
+        "command_path: {n} org creations over HTTP with Prefer: wait, {CONCURRENCY} at a time"
+    );
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(bodies.iter())
+        .map(|body| {
+            let http = &http;
+            async move {
+                let t = Instant::now();
+                let response = http
+                    .client
+                    .post(http.url("/api/v1/orgs"))
+                    .header("prefer", "wait=30")
+                    .json(body)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), 201, "{:?}", response.text().await);
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let ours = n as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    eprintln!(
+        "ours: {ours:.0} commands/s, p50 {:.1} ms, p99 {:.1} ms",
+        quantile_ms(&latencies, 0.5),
+        quantile_ms(&latencies, 0.99)
+    );
+
+    let producer = env.producer()?;
+    let topic = format!("{}.slug.commands", env.prefix);
+    let payloads: Vec<Vec<u8>> = bodies
+        .iter()
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .collect();
+    let started = Instant::now();
+    let sends = payloads.iter().enumerate().map(|(i, p)| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            let key = format!("raw-{i}");
+            producer
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(p),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        r?;
+    }
+    let baseline = n as f64 / started.elapsed().as_secs_f64();
+    eprintln!("baseline: raw produce acks=all {baseline:.0} records/s");
+    app.shutdown().await;
+    println!(
+        "{}",
+        result_line("command_path", ours, baseline, "commands/s")
+    );
+    Ok(())
+}
