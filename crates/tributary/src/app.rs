@@ -121,10 +121,12 @@ pub async fn start(
     }
     if roles.projector {
         for projection in Projection::ALL {
+            // Projectors get a pool of their own: API requests waiting on outcomes must
+            // never starve the writes they are waiting for.
             let config = ProjectorConfig {
                 kafka: kafka.clone(),
                 topics: topics.clone(),
-                db: db.clone(),
+                db: tributary_store::connect(&settings.database_url, 2)?,
                 max_batch: settings.projector_batch,
             };
             let stop = stop.clone();
