@@ -6,14 +6,14 @@ use futures::StreamExt;
 use rdkafka::producer::FutureRecord;
 use std::time::{Duration, Instant};
 use tributary::Roles;
-use tributary_benches::{quantile_ms, result_line, size};
+use tributary_benches::{knob, quantile_ms, result_line, size};
 use tributary_testkit::{Http, TestEnv};
-
-const CONCURRENCY: usize = 64;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n = size(5_000);
+    // How many requests are open at once: `BENCH_CONCURRENCY`, 64 by default.
+    let concurrency = knob("BENCH_CONCURRENCY", 64);
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
     let http = Http::new(&app);
@@ -22,29 +22,15 @@ async fn main() -> anyhow::Result<()> {
         .collect();
 
     eprintln!(
-        "command_path: {n} org creations over HTTP with Prefer: wait, {CONCURRENCY} at a time"
+        "command_path: {n} org creations over HTTP with Prefer: wait, {concurrency} at a time"
     );
+    // Warm up (partition assignment, state loading, connection pools) untimed.
+    let warmup: Vec<serde_json::Value> = (0..concurrency)
+        .map(|i| serde_json::json!({ "slug": format!("warmup-{i}"), "name": "Warm-up" }))
+        .collect();
+    create_all(&http, &warmup, concurrency).await;
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(bodies.iter())
-        .map(|body| {
-            let http = &http;
-            async move {
-                let t = Instant::now();
-                let response = http
-                    .client
-                    .post(http.url("/api/v1/orgs"))
-                    .header("prefer", "wait=30")
-                    .json(body)
-                    .send()
-                    .await
-                    .expect("request");
-                assert_eq!(response.status(), 201, "{:?}", response.text().await);
-                t.elapsed()
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    let mut latencies = create_all(&http, &bodies, concurrency).await;
     let ours = n as f64 / started.elapsed().as_secs_f64();
     latencies.sort();
     eprintln!(
@@ -54,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let producer = env.producer()?;
-    let topic = format!("{}.slug.commands", env.prefix);
+    // A topic of its own: raw payloads on the command topic would only be dead-lettered.
+    let topic = env
+        .scratch_topic("bench.raw", tributary_testkit::PARTITIONS)
+        .await?;
     let payloads: Vec<Vec<u8>> = bodies
         .iter()
         .map(|b| serde_json::to_vec(b).unwrap())
@@ -86,4 +75,30 @@ async fn main() -> anyhow::Result<()> {
         result_line("command_path", ours, baseline, "commands/s")
     );
     Ok(())
+}
+
+/// Creates every org over HTTP with `Prefer: wait`, `concurrency` at a time; returns
+/// each request's latency.
+async fn create_all(
+    http: &Http,
+    bodies: &[serde_json::Value],
+    concurrency: usize,
+) -> Vec<Duration> {
+    futures::stream::iter(bodies)
+        .map(|body| async move {
+            let t = Instant::now();
+            let response = http
+                .client
+                .post(http.url("/api/v1/orgs"))
+                .header("prefer", "wait=30")
+                .json(body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 201, "{:?}", response.text().await);
+            t.elapsed()
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }

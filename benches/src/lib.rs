@@ -4,7 +4,12 @@ use std::time::Duration;
 
 /// The size of a run: `BENCH_N` overrides the default.
 pub fn size(default: usize) -> usize {
-    std::env::var("BENCH_N")
+    knob("BENCH_N", default)
+}
+
+/// A setting of a run from the environment, e.g. `BENCH_CONCURRENCY`.
+pub fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)

@@ -4,6 +4,7 @@
 use crate::auth::Caller;
 use crate::problem::{ApiError, ApiResult, status_for};
 use crate::state::AppState;
+use crate::waiters::Waiters;
 use axum::http::HeaderMap;
 use rdkafka::producer::FutureRecord;
 use std::time::{Duration, Instant};
@@ -81,24 +82,18 @@ pub async fn outcome(
     id: CommandId,
     wait: Duration,
 ) -> ApiResult<Option<CommandRow>> {
-    let deadline = Instant::now() + wait;
     let started = Instant::now();
-    let mut pause = Duration::from_millis(2);
-    loop {
+    let done = |row: &CommandRow| row.status != "pending";
+    let rx = state.waiters.commands.register(id.0, done);
+    let now = {
         let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-        if let Some(row) = queries::command(&**client, id.0).await?
-            && row.status != "pending"
-        {
-            metrics::histogram!("tributary_command_latency_seconds").record(started.elapsed());
-            return Ok(Some(row));
-        }
-        drop(client);
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(pause.min(deadline - Instant::now())).await;
-        pause = (pause * 2).min(Duration::from_millis(25));
+        queries::command(&**client, id.0).await?.filter(done)
+    };
+    let row = Waiters::wait(rx, now, wait).await;
+    if row.is_some() {
+        metrics::histogram!("tributary_command_latency_seconds").record(started.elapsed());
     }
+    Ok(row)
 }
 
 /// Turns a rejected outcome into its problem.
@@ -122,17 +117,11 @@ pub async fn org_at(
     version: i64,
     wait: Duration,
 ) -> ApiResult<Option<queries::OrgRow>> {
-    let deadline = Instant::now() + wait;
-    loop {
+    let caught_up = move |row: &queries::OrgRow| row.version >= version;
+    let rx = state.waiters.orgs.register(id, caught_up);
+    let now = {
         let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-        let row = queries::org(&**client, id).await?;
-        drop(client);
-        if let Some(row) = row.filter(|r| r.version >= version) {
-            return Ok(Some(row));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        queries::org(&**client, id).await?.filter(caught_up)
+    };
+    Ok(Waiters::wait(rx, now, wait).await)
 }

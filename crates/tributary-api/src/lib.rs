@@ -7,6 +7,7 @@ pub mod ops;
 pub mod orgs;
 pub mod problem;
 pub mod state;
+pub mod waiters;
 
 pub use state::{AppState, ReadinessProbe};
 

@@ -71,6 +71,9 @@ pub async fn apply(
     let refs: Vec<(&str, &Envelope)> = batch.records.iter().map(|(t, e)| (t.as_str(), e)).collect();
     let applied = projection.apply(&tx, version, &refs).await?;
     Registry::save_offsets(&tx, projection, version, &batch.next).await?;
+    if live {
+        tributary_store::notify::announce(&*tx, projection).await?;
+    }
     tx.commit()
         .await
         .map_err(|source| tributary_store::Error::Postgres {

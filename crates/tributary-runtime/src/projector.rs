@@ -237,6 +237,7 @@ impl Projector {
             .with_jitter()
             .without_max_times()
             .build();
+        let started = std::time::Instant::now();
         loop {
             let version = self.version.load(Ordering::SeqCst);
             let result = self.handle.block_on(batch::apply(
@@ -248,6 +249,12 @@ impl Projector {
             ));
             match result {
                 Ok(Applied::Done(applied)) => {
+                    tracing::debug!(
+                        projection = self.projection.name(),
+                        events = batch.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "batch applied"
+                    );
                     metrics::counter!("tributary_events_projected_total", "projection" => self.projection.name())
                         .increment(applied);
                     return Ok(applied);

@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod error;
+pub mod notify;
 pub mod projection;
 pub mod queries;
 

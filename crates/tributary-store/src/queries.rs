@@ -42,6 +42,18 @@ pub async fn org(client: &impl GenericClient, id: Uuid) -> Result<Option<OrgRow>
     Ok(row.map(OrgRow::from))
 }
 
+/// Orgs by id, deleted ones included (for requests waiting on several at once).
+pub async fn orgs_by_id(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<OrgRow>> {
+    let rows = client
+        .query(
+            "SELECT id, slug, name, created_at, updated_at, deleted_at, version FROM orgs WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(pg("reading orgs"))?;
+    Ok(rows.into_iter().map(OrgRow::from).collect())
+}
+
 /// Live orgs in creation order, after the keyset cursor `(created_at, id)`.
 pub async fn orgs(
     client: &impl GenericClient,
@@ -86,28 +98,48 @@ pub struct CommandRow {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+const COMMAND_COLUMNS: &str =
+    "id, command_type, aggregate, aggregate_id, org_id, status, code, reason,
+     aggregate_version, events, submitted_at, completed_at";
+
+impl From<Row> for CommandRow {
+    fn from(r: Row) -> Self {
+        Self {
+            id: r.get("id"),
+            command_type: r.get("command_type"),
+            aggregate: r.get("aggregate"),
+            aggregate_id: r.get("aggregate_id"),
+            org_id: r.get("org_id"),
+            status: r.get("status"),
+            code: r.get("code"),
+            reason: r.get("reason"),
+            aggregate_version: r.get("aggregate_version"),
+            events: r.get("events"),
+            submitted_at: r.get("submitted_at"),
+            completed_at: r.get("completed_at"),
+        }
+    }
+}
+
 pub async fn command(client: &impl GenericClient, id: Uuid) -> Result<Option<CommandRow>> {
     let row = client
         .query_opt(
-            "SELECT id, command_type, aggregate, aggregate_id, org_id, status, code, reason,
-                    aggregate_version, events, submitted_at, completed_at
-             FROM commands WHERE id = $1",
+            &format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"),
             &[&id],
         )
         .await
         .map_err(pg("reading a command"))?;
-    Ok(row.map(|r| CommandRow {
-        id: r.get("id"),
-        command_type: r.get("command_type"),
-        aggregate: r.get("aggregate"),
-        aggregate_id: r.get("aggregate_id"),
-        org_id: r.get("org_id"),
-        status: r.get("status"),
-        code: r.get("code"),
-        reason: r.get("reason"),
-        aggregate_version: r.get("aggregate_version"),
-        events: r.get("events"),
-        submitted_at: r.get("submitted_at"),
-        completed_at: r.get("completed_at"),
-    }))
+    Ok(row.map(CommandRow::from))
+}
+
+/// Commands by id (for requests waiting on several at once).
+pub async fn commands(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<CommandRow>> {
+    let rows = client
+        .query(
+            &format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await
+        .map_err(pg("reading commands"))?;
+    Ok(rows.into_iter().map(CommandRow::from).collect())
 }

@@ -101,6 +101,27 @@ impl TestEnv {
         Ok(client)
     }
 
+    /// Creates a plain topic under this test's prefix (for baselines and scratch data).
+    pub async fn scratch_topic(&self, name: &str, partitions: i32) -> anyhow::Result<String> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let topic = format!("{}.{name}", self.prefix);
+        let admin: AdminClient<_> = self.kafka().base().create()?;
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(
+                    &topic,
+                    partitions,
+                    TopicReplication::Fixed(1),
+                )],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await?;
+        for result in results {
+            result.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+        }
+        Ok(topic)
+    }
+
     pub fn producer(&self) -> anyhow::Result<FutureProducer> {
         Ok(self.kafka().producer().create()?)
     }

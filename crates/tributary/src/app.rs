@@ -163,6 +163,10 @@ pub async fn start(
             metrics,
             readiness: probe,
             max_wait_secs: settings.max_wait_secs,
+            waiters: tributary_api::waiters::Waiters::start(
+                db.clone(),
+                tributary_store::notify::listen(settings.database_url.clone()),
+            ),
         };
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await

@@ -223,3 +223,25 @@ async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()
     app.shutdown().await;
     Ok(())
 }
+
+/// Waiting requests are woken by the projector's notice, not by a poll: the notice
+/// arrives with the batch that made the org visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projector_batches_are_announced_to_listeners() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let http = Http::new(&app);
+    let mut notices = tributary_store::notify::listen(env.settings.database_url.clone());
+    let within = std::time::Duration::from_secs(10);
+    // The first change says the listener has subscribed.
+    tokio::time::timeout(within, notices.changed()).await??;
+    notices.borrow_and_update();
+
+    let org = tokio::spawn(async move { create(&http, "noticed", "Noticed").await.status() });
+    // Nothing else moves the counter while the connection holds: a change is a notice.
+    tokio::time::timeout(within, notices.changed())
+        .await
+        .map_err(|_| anyhow::anyhow!("no projection notice within {within:?}"))??;
+    assert_eq!(org.await?, StatusCode::CREATED);
+    Ok(())
+}

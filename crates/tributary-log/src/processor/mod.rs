@@ -103,6 +103,12 @@ impl Processor {
                 ),
             )
             .set("transaction.timeout.ms", "10000")
+            // A transaction begun right after a commit gets CONCURRENT_TRANSACTIONS from
+            // the coordinator until the markers are written, and librdkafka retries after
+            // retry.backoff.ms: at the default 100 ms that alone caps a partition at ten
+            // transactions a second. Retry fast, backing off to 100 ms.
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "100")
             .set("linger.ms", "1");
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config
             .create()
@@ -141,6 +147,11 @@ impl Processor {
         match self.commit_batch(&batch) {
             Ok(()) => {
                 self.shared().commit();
+                tracing::debug!(
+                    commands = count,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "batch committed"
+                );
                 metrics::histogram!("tributary_processor_batch_seconds").record(started.elapsed());
                 metrics::counter!("tributary_processor_commands_total").increment(count as u64);
                 Ok(Step::Committed { commands: count })
@@ -181,12 +192,9 @@ impl Processor {
             match polled {
                 None => break,
                 Some(Ok(message)) => batch.push(message),
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    break;
-                }
+                // One partition reached its end; others may still have records queued,
+                // and an empty poll below ends the batch anyway.
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     break;
@@ -216,7 +224,29 @@ impl Processor {
             .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?;
         self.producer
             .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)?;
+        self.await_deliveries()?;
         self.producer.commit_transaction(TXN_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Waits until every record of the open transaction is acknowledged.
+    ///
+    /// `commit_transaction` in the rdkafka crate flushes first, and its flush polls in
+    /// 100 ms steps; with the producer's own polling thread taking the delivery reports,
+    /// each of those polls sleeps its full 100 ms, so every commit took 100 ms at least.
+    /// Waiting here on the in-flight count lets the commit find nothing left to flush.
+    fn await_deliveries(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        let mut pause = Duration::from_micros(200);
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::Flush(
+                    rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
         Ok(())
     }
 
