@@ -217,16 +217,29 @@ pub async fn update_org(
 ) -> ApiResult<Response> {
     let org_id = org_id(&id)?;
     validate_name(&body.name).map_err(invalid)?;
+    let data = serde_json::json!({ "org_id": org_id, "name": body.name });
+    org_command(&state, &caller, &headers, org_id, org::RENAME, data).await
+}
+
+/// Sends a command to an existing org and answers it like every org command.
+async fn org_command(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    org_id: OrgId,
+    ty: &'static str,
+    data: serde_json::Value,
+) -> ApiResult<Response> {
     let key = org_id.to_string();
     let command = Command {
         aggregate: "org",
         key: &key,
-        ty: org::RENAME,
+        ty,
         org_id: Some(org_id),
-        data: serde_json::json!({ "org_id": org_id, "name": body.name }),
+        data,
     };
-    let id = gateway::send(&state, &caller, command, gateway::correlation(&headers)).await?;
-    respond(&state, &headers, id, false).await
+    let id = gateway::send(state, caller, command, gateway::correlation(headers)).await?;
+    respond(state, headers, id, false).await
 }
 
 /// Delete an organization and release its slug.
@@ -246,16 +259,8 @@ pub async fn delete_org(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let org_id = org_id(&id)?;
-    let key = org_id.to_string();
-    let command = Command {
-        aggregate: "org",
-        key: &key,
-        ty: org::DELETE,
-        org_id: Some(org_id),
-        data: serde_json::json!({ "org_id": org_id }),
-    };
-    let id = gateway::send(&state, &caller, command, gateway::correlation(&headers)).await?;
-    respond(&state, &headers, id, false).await
+    let data = serde_json::json!({ "org_id": org_id });
+    org_command(&state, &caller, &headers, org_id, org::DELETE, data).await
 }
 
 /// One organization.

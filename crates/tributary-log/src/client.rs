@@ -88,3 +88,24 @@ pub fn leave_group<C: rdkafka::consumer::ConsumerContext>(
         }
     }
 }
+
+/// How every Tributary client reports librdkafka's global errors. A partition's end,
+/// which we ask to be told about, is not an error worth a log line.
+pub fn report_client_error(error: rdkafka::error::KafkaError, reason: &str) {
+    if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        tracing::trace!(reason, "end of partition");
+    } else {
+        tracing::error!(error = %error, reason, "Kafka client error");
+    }
+}
+
+/// A consumer context that only reports errors, through [`report_client_error`].
+pub struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        report_client_error(error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}

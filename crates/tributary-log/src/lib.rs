@@ -2,6 +2,7 @@
 //! settings, and the transactional command processor.
 
 pub mod client;
+pub mod consume;
 pub mod dead_letter;
 pub mod envelope;
 pub mod error;

@@ -21,7 +21,9 @@ pub fn read_to_end(
     if partitions.is_empty() {
         return Ok(0);
     }
-    let consumer: BaseConsumer = config.create().map_err(kafka("creating a reader"))?;
+    let consumer: BaseConsumer<crate::client::Quiet> = config
+        .create_with_context(crate::client::Quiet)
+        .map_err(kafka("creating a reader"))?;
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
         tpl.add_partition_offset(topic, *p, Offset::Beginning)

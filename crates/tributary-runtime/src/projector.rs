@@ -5,7 +5,6 @@ use crate::batch::{self, Applied, Batch};
 use crate::supervise::sleep_unless_stopped;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -14,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tributary_log::client::KafkaSettings;
+use tributary_log::consume::{Rebalance, entries, gather, rebalance};
 use tributary_log::{Envelope, Topics};
 use tributary_store::projection::{Offsets, Projection};
 use tributary_store::{Db, Registry};
@@ -60,7 +60,11 @@ struct Ctx {
     rebalanced: AtomicBool,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tributary_log::client::report_client_error(error, reason);
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn rebalance(
@@ -70,47 +74,37 @@ impl ConsumerContext for Ctx {
         tpl: &mut TopicPartitionList,
     ) {
         self.rebalanced.store(true, Ordering::SeqCst);
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let version = self.version.load(Ordering::SeqCst);
-                let offsets = self.handle.block_on(async {
-                    let client = self.db.get().await?;
-                    Registry::offsets(&**client, self.projection, version).await
-                });
-                match offsets {
-                    Ok(offsets) => set_offsets(tpl, &offsets),
-                    // Without stored offsets we cannot know where to start: start from the
-                    // beginning; the version guard in each statement keeps replays harmless.
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not read projection offsets; replaying from the beginning")
-                    }
-                }
-                tracing::info!(
-                    projection = self.projection.name(),
-                    partitions = tpl.count(),
-                    "partitions assigned"
-                );
-                if let Err(e) = consumer.assign(tpl) {
-                    tracing::error!(error = %e, "assign failed");
+        let on = |change: Rebalance<'_>| {
+            let Rebalance::Assign(tpl) = change else {
+                return;
+            };
+            let version = self.version.load(Ordering::SeqCst);
+            let offsets = self.handle.block_on(async {
+                let client = self.db.get().await?;
+                Registry::offsets(&**client, self.projection, version).await
+            });
+            match offsets {
+                Ok(offsets) => set_offsets(tpl, &offsets),
+                // Without stored offsets we cannot know where to start: start from the
+                // beginning; the version guard in each statement keeps replays harmless.
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read projection offsets; replaying from the beginning")
                 }
             }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                if let Err(e) = consumer.unassign() {
-                    tracing::warn!(error = %e, "unassign failed");
-                }
-            }
-            other => tracing::error!(error = ?other, "rebalance error"),
+            tracing::info!(
+                projection = self.projection.name(),
+                partitions = tpl.count(),
+                "partitions assigned"
+            );
+        };
+        if let Err(e) = rebalance(consumer, err, tpl, on) {
+            tracing::error!(projection = self.projection.name(), error = %e, "assigning partitions failed");
         }
     }
 }
 
 fn set_offsets(tpl: &mut TopicPartitionList, offsets: &Offsets) {
-    let elements: Vec<(String, i32)> = tpl
-        .elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
-        .collect();
-    for (topic, partition) in elements {
+    for (topic, partition) in entries(tpl) {
         let offset = offsets
             .get(&(topic.clone(), partition))
             .map_or(Offset::Beginning, |o| Offset::Offset(*o));
@@ -178,46 +172,24 @@ impl Projector {
     }
 
     fn gather(&self, wait: Duration) -> Batch {
+        let rebalanced = || {
+            let ctx = self.consumer.context();
+            Ok::<_, std::convert::Infallible>(ctx.rebalanced.swap(false, Ordering::SeqCst))
+        };
+        let Ok(messages) = gather(&self.consumer, wait, self.config.max_batch, rebalanced);
         let mut batch = Batch::default();
-        let mut timeout = wait;
-        while batch.len() < self.config.max_batch {
-            let polled = self.consumer.poll(timeout);
-            if self
-                .consumer
-                .context()
-                .rebalanced
-                .swap(false, Ordering::SeqCst)
-            {
-                batch = Batch::default();
-            }
-            match polled {
-                None => break,
-                Some(Ok(m)) => {
-                    let env = match Envelope::decode(m.headers(), m.payload().unwrap_or_default()) {
-                        Ok(env) => Some(env),
-                        Err(e) => {
-                            // Commands from upstream may be malformed; the processor answers
-                            // them. A projection only skips what it cannot read.
-                            tracing::debug!(topic = m.topic(), offset = m.offset(), error = %e, "skipping an unreadable record");
-                            metrics::counter!("tributary_projection_skipped_total", "projection" => self.projection.name()).increment(1);
-                            None
-                        }
-                    };
-                    batch.push(m.topic(), m.partition(), m.offset(), env);
+        for m in messages {
+            let env = match Envelope::decode(m.headers(), m.payload().unwrap_or_default()) {
+                Ok(env) => Some(env),
+                Err(e) => {
+                    // Commands from upstream may be malformed; the processor answers
+                    // them. A projection only skips what it cannot read.
+                    tracing::debug!(topic = m.topic(), offset = m.offset(), error = %e, "skipping an unreadable record");
+                    metrics::counter!("tributary_projection_skipped_total", "projection" => self.projection.name()).increment(1);
+                    None
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    if batch.is_empty() {
-                        timeout = Duration::ZERO;
-                        continue;
-                    }
-                    break;
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    break;
-                }
-            }
-            timeout = Duration::ZERO;
+            };
+            batch.push(m.topic(), m.partition(), m.offset(), env);
         }
         batch
     }

@@ -13,6 +13,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tributary_log::client::KafkaSettings;
+use tributary_log::client::Quiet;
 use tributary_log::{Envelope, Topics};
 use tributary_store::projection::{Offsets, Projection, Swap};
 use tributary_store::{Db, Registry};
@@ -47,7 +48,7 @@ pub fn rebuild(
         Registry::new_version(&**client, projection).await
     })?;
     let sources = projection.topics(topics);
-    let reader: BaseConsumer = kafka.reader().create()?;
+    let reader: BaseConsumer<Quiet> = kafka.reader().create_with_context(Quiet)?;
     let total = estimate(&reader, &sources)?;
     let bar = progress(projection, total);
     let mut ours = Offsets::new();
@@ -119,7 +120,7 @@ fn apply(
 
 /// Records between the low and high watermarks of every partition: an upper bound
 /// (transaction markers count too), good enough for a percentage.
-fn estimate(reader: &BaseConsumer, topics: &[String]) -> anyhow::Result<u64> {
+fn estimate(reader: &BaseConsumer<Quiet>, topics: &[String]) -> anyhow::Result<u64> {
     let mut total = 0;
     for topic in topics {
         let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -155,7 +156,7 @@ fn progress(projection: Projection, total: u64) -> ProgressBar {
 /// Reads one topic from `start` (or the beginning) to its current end in batches,
 /// handing each to `sink`; records where it got to in `ours`.
 fn replay(
-    reader: &BaseConsumer,
+    reader: &BaseConsumer<Quiet>,
     topic: &str,
     start: &Offsets,
     ours: &mut Offsets,

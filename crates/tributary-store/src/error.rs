@@ -2,7 +2,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("database error while {action}: {source}")]
+    #[error("database error while {action}: {}", describe(.source))]
     Postgres {
         action: &'static str,
         #[source]
@@ -28,4 +28,12 @@ pub enum Error {
 
 pub(crate) fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |source| Error::Postgres { action, source }
+}
+
+/// tokio-postgres shows a server error as just "db error"; say what the server said.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}: {})", e, db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }

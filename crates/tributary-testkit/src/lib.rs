@@ -159,7 +159,10 @@ impl TestEnv {
 
     /// Every committed record of a topic, read to its current end.
     pub fn read_all(&self, topic: &str) -> anyhow::Result<Vec<Record>> {
-        let consumer: BaseConsumer = self.kafka().reader().create()?;
+        let consumer: BaseConsumer<tributary_log::client::Quiet> = self
+            .kafka()
+            .reader()
+            .create_with_context(tributary_log::client::Quiet)?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..PARTITIONS {
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -328,6 +331,25 @@ impl TestEnv {
         }
         Ok(ids)
     }
+}
+
+/// Runs the repository's `scripts/infra` with `args` (e.g. `restart postgres 3`): the
+/// services the tests use are the ones it manages.
+pub fn infra(args: &[&str]) -> anyhow::Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/infra");
+    let output = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {script}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "scripts/infra {} failed (does scripts/infra manage the services under test?):\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
 }
 
 /// SIGKILL: no chance to clean up, like a crash.

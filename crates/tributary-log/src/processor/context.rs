@@ -3,6 +3,7 @@
 
 use super::output::Output;
 use super::store::{Handled, Handler};
+use crate::consume::{Rebalance, entries, rebalance};
 use crate::dead_letter::DeadLetter;
 use crate::envelope::Envelope;
 use crate::error::{Error, kafka};
@@ -390,18 +391,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new(shared: Arc<Mutex<Shared>>, reader: ClientConfig, _topics: Topics) -> Self {
+    pub(crate) fn new(shared: Arc<Mutex<Shared>>, reader: ClientConfig) -> Self {
         Self { shared, reader }
     }
 }
 
-impl ClientContext for Ctx {}
-
-fn entries(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    tpl.elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
-        .collect()
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::client::report_client_error(error, reason);
+    }
 }
 
 impl ConsumerContext for Ctx {
@@ -413,8 +411,9 @@ impl ConsumerContext for Ctx {
     ) {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.rebalanced = true;
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+        let shared = &mut *shared;
+        let on = |change: Rebalance<'_>| match change {
+            Rebalance::Assign(tpl) => {
                 let assigned = entries(tpl);
                 tracing::info!(partitions = ?assigned, "partitions assigned; loading state");
                 // Waits until offsets are stable: a previous owner's open transaction is
@@ -426,19 +425,15 @@ impl ConsumerContext for Ctx {
                     tracing::error!(error = %e, "loading state failed");
                     shared.fatal = Some(e);
                 }
-                if let Err(e) = consumer.assign(tpl) {
-                    shared.fatal = Some(kafka("assigning partitions")(e));
-                }
             }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+            Rebalance::Revoke(tpl) => {
                 let revoked = entries(tpl);
                 tracing::info!(partitions = ?revoked, "partitions revoked");
                 shared.revoke(&revoked);
-                if let Err(e) = consumer.unassign() {
-                    tracing::warn!(error = %e, "unassign failed");
-                }
             }
-            other => tracing::error!(error = ?other, "rebalance error"),
+        };
+        if let Err(e) = rebalance(consumer, err, tpl, on) {
+            shared.fatal = Some(kafka("assigning partitions")(e));
         }
     }
 }

@@ -74,7 +74,7 @@ pub enum Step {
 impl Processor {
     pub fn new(config: ProcessorConfig, handlers: Vec<Box<dyn Handler>>) -> Result<Self> {
         let shared = Arc::new(Mutex::new(Shared::new(handlers, config.topics.clone())));
-        let ctx = Ctx::new(shared.clone(), config.kafka.reader(), config.topics.clone());
+        let ctx = Ctx::new(shared.clone(), config.kafka.reader());
         let mut consumer_config = config.kafka.consumer(&config.group());
         consumer_config
             // Range keeps co-partitioned topics together on one member.
@@ -173,36 +173,16 @@ impl Processor {
         }
     }
 
-    /// Polls until `max_batch` commands or nothing more is waiting. A rebalance in
-    /// between throws the batch away: the assignment starts again from committed offsets.
+    /// Gathers a batch; a rebalance in between throws it away, and a fatal error from
+    /// the rebalance callback (state could not be loaded) ends the loop.
     fn gather(&self, wait: Duration) -> Result<Vec<BorrowedMessage<'_>>> {
-        let mut batch = Vec::new();
-        let mut timeout = wait;
-        while batch.len() < self.config.max_batch {
-            let polled = self.consumer.poll(timeout);
-            {
-                let mut shared = self.shared();
-                if let Some(error) = shared.fatal.take() {
-                    return Err(error);
-                }
-                if std::mem::take(&mut shared.rebalanced) {
-                    batch.clear();
-                }
+        crate::consume::gather(&self.consumer, wait, self.config.max_batch, || {
+            let mut shared = self.shared();
+            match shared.fatal.take() {
+                Some(error) => Err(error),
+                None => Ok(std::mem::take(&mut shared.rebalanced)),
             }
-            match polled {
-                None => break,
-                Some(Ok(message)) => batch.push(message),
-                // One partition reached its end; others may still have records queued,
-                // and an empty poll below ends the batch anyway.
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    break;
-                }
-            }
-            timeout = Duration::ZERO;
-        }
-        Ok(batch)
+        })
     }
 
     fn commit_batch(&self, batch: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {

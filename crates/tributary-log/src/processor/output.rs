@@ -123,9 +123,7 @@ impl<'a> Output<'a> {
         follow_up: &FollowUp,
         cause: &Envelope,
     ) -> Result<(), KafkaError> {
-        let data = serde_json::to_vec(&follow_up.data).map_err(|e| {
-            KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessage).tap_log(&e)
-        })?;
+        let data = encode("a follow-up command", &follow_up.data)?;
         let mut env = caused(cause, follow_up.command_type, data);
         env.id = cause.id.clone();
         env.subject = Some(follow_up.key.clone());
@@ -146,9 +144,7 @@ impl<'a> Output<'a> {
         org_id: Option<OrgId>,
         cause: Option<&Envelope>,
     ) -> Result<(), KafkaError> {
-        let data = serde_json::to_vec(outcome).map_err(|e| {
-            KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessage).tap_log(&e)
-        })?;
+        let data = encode("a command outcome", outcome)?;
         let mut env = match cause {
             Some(cause) => caused(cause, OUTCOME_TYPE, data),
             None => Envelope::new(SOURCE, OUTCOME_TYPE, data),
@@ -182,13 +178,11 @@ impl<'a> Output<'a> {
     }
 }
 
-trait TapLog {
-    fn tap_log(self, cause: &dyn std::fmt::Display) -> Self;
-}
-
-impl TapLog for KafkaError {
-    fn tap_log(self, cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "could not encode a record");
-        self
-    }
+/// Serialises a record body. JSON values and our outcome type always serialise; should
+/// one ever fail, the transaction aborts, and the log says what could not be encoded.
+fn encode(what: &'static str, value: &impl serde::Serialize) -> Result<Vec<u8>, KafkaError> {
+    serde_json::to_vec(value).map_err(|e| {
+        tracing::error!(error = %e, what, "could not encode a record");
+        KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessage)
+    })
 }
