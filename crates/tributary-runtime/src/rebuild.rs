@@ -51,6 +51,9 @@ pub fn rebuild(
     let reader: BaseConsumer<Quiet> = kafka.reader().create_with_context(Quiet)?;
     let total = estimate(&reader, &sources)?;
     let bar = progress(projection, total);
+    // Reading and decoding (this thread) overlap with writing (tasks on the runtime, one
+    // per lane of partitions, so an aggregate's events stay in order).
+    let writer = Writers::start(db, handle, projection, version, &bar);
     let mut ours = Offsets::new();
     let mut records = 0;
     for topic in &sources {
@@ -60,12 +63,13 @@ pub fn rebuild(
             &Offsets::new(),
             &mut ours,
             batch_size,
-            |b| apply(db, handle, projection, version, b, &bar),
+            &writer,
         )?;
     }
     // The live projector kept going meanwhile: catch up with it, then swap under the
     // registry lock, which also waits for its batch in flight.
     let from = loop {
+        writer.flush()?;
         let swap = handle.block_on(async {
             let mut client = db.get().await?;
             Registry::swap(&mut client, projection, version, &ours).await
@@ -77,9 +81,7 @@ pub fn rebuild(
                     behind.keys().map(|(t, _)| t.clone()).collect();
                 for topic in topics_behind {
                     let start = ours.clone();
-                    records += replay(&reader, &topic, &start, &mut ours, batch_size, |b| {
-                        apply(db, handle, projection, version, b, &bar)
-                    })?;
+                    records += replay(&reader, &topic, &start, &mut ours, batch_size, &writer)?;
                 }
             }
         }
@@ -103,19 +105,127 @@ pub fn rebuild(
     Ok(report)
 }
 
-fn apply(
-    db: &Db,
-    handle: &Handle,
-    projection: Projection,
-    version: i32,
-    batch: &Batch,
-    bar: &ProgressBar,
-) -> anyhow::Result<()> {
-    match handle.block_on(batch::apply(db, projection, version, false, batch))? {
-        Applied::Done(_) | Applied::VersionChanged(_) => {}
+/// Writer lanes: partition `p` goes to lane `p % LANES`.
+struct Writers {
+    lanes: Vec<Writer>,
+    bar: ProgressBar,
+}
+
+impl Writers {
+    /// Two lanes: on a small machine one lane leaves the database's second core idle,
+    /// and more contend for it.
+    const LANES: usize = 2;
+
+    fn start(
+        db: &Db,
+        handle: &Handle,
+        projection: Projection,
+        version: i32,
+        bar: &ProgressBar,
+    ) -> Self {
+        Self {
+            lanes: (0..Self::LANES)
+                .map(|_| Writer::start(db.clone(), handle, projection, version, bar.clone()))
+                .collect(),
+            bar: bar.clone(),
+        }
     }
-    bar.inc(batch.len() as u64);
-    Ok(())
+
+    /// Records written so far.
+    fn written(&self) -> u64 {
+        self.bar.position()
+    }
+
+    fn lane(&self, partition: i32) -> usize {
+        partition.unsigned_abs() as usize % self.lanes.len()
+    }
+
+    fn send(&self, lane: usize, batch: Batch) -> anyhow::Result<()> {
+        self.lanes[lane].send(batch)
+    }
+
+    /// Returns once every batch sent so far, on every lane, is written.
+    fn flush(&self) -> anyhow::Result<()> {
+        self.lanes.iter().try_for_each(Writer::flush)
+    }
+}
+
+enum Write {
+    Batch(Batch),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Applies batches in order on the runtime while the caller reads the next ones.
+struct Writer {
+    tx: tokio::sync::mpsc::Sender<Write>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
+    handle: Handle,
+}
+
+impl Writer {
+    /// Two batches queued at most: enough to keep both sides busy, bounded in memory.
+    const QUEUE: usize = 2;
+
+    fn start(
+        db: Db,
+        handle: &Handle,
+        projection: Projection,
+        version: i32,
+        bar: ProgressBar,
+    ) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Write>(Self::QUEUE);
+        let task = handle.spawn(async move {
+            let mut busy = Duration::ZERO;
+            while let Some(write) = rx.recv().await {
+                let t = Instant::now();
+                match write {
+                    Write::Batch(batch) => {
+                        match batch::apply(&db, projection, version, false, &batch).await? {
+                            Applied::Done(_) | Applied::VersionChanged(_) => {}
+                        }
+                        bar.inc(batch.len() as u64);
+                        busy += t.elapsed();
+                    }
+                    Write::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            tracing::debug!(writing_seconds = busy.as_secs_f64(), "rebuild writer done");
+            Ok(())
+        });
+        Self {
+            tx,
+            task: std::sync::Mutex::new(Some(task)),
+            handle: handle.clone(),
+        }
+    }
+
+    fn send(&self, batch: Batch) -> anyhow::Result<()> {
+        if self.tx.blocking_send(Write::Batch(batch)).is_err() {
+            return Err(self.failure());
+        }
+        Ok(())
+    }
+
+    /// Returns once every batch sent so far is written.
+    fn flush(&self) -> anyhow::Result<()> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.blocking_send(Write::Flush(done)).is_err() || wait.blocking_recv().is_err() {
+            return Err(self.failure());
+        }
+        Ok(())
+    }
+
+    /// The writer stopped: its own error says why.
+    fn failure(&self) -> anyhow::Error {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match task.map(|t| self.handle.block_on(t)) {
+            Some(Ok(Err(e))) => e.context("writing the rebuilt projection"),
+            Some(Err(join)) => anyhow::Error::new(join).context("the rebuild writer failed"),
+            Some(Ok(Ok(()))) | None => anyhow::anyhow!("the rebuild writer stopped"),
+        }
+    }
 }
 
 /// Records between the low and high watermarks of every partition: an upper bound
@@ -154,14 +264,14 @@ fn progress(projection: Projection, total: u64) -> ProgressBar {
 }
 
 /// Reads one topic from `start` (or the beginning) to its current end in batches,
-/// handing each to `sink`; records where it got to in `ours`.
+/// handing each lane's batch to the writers; records where it got to in `ours`.
 fn replay(
     reader: &BaseConsumer<Quiet>,
     topic: &str,
     start: &Offsets,
     ours: &mut Offsets,
     batch_size: usize,
-    mut sink: impl FnMut(&Batch) -> anyhow::Result<()>,
+    writers: &Writers,
 ) -> anyhow::Result<u64> {
     let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata
@@ -178,30 +288,39 @@ fn replay(
     }
     reader.assign(&tpl)?;
     let mut open: HashSet<i32> = partitions.into_iter().collect();
-    let mut batch = Batch::default();
+    let mut batches: Vec<Batch> = writers.lanes.iter().map(|_| Batch::default()).collect();
     let mut count = 0;
     let mut last_log = Instant::now();
+    let mut hand_over = |batch: &mut Batch, lane: usize, ours: &mut Offsets| {
+        count += batch.len() as u64;
+        ours.extend(batch.next.clone());
+        writers.send(lane, std::mem::take(batch))
+    };
     while !open.is_empty() {
         match reader.poll(Duration::from_millis(500)) {
             None => {}
             Some(Ok(m)) => {
                 let env = Envelope::decode(m.headers(), m.payload().unwrap_or_default()).ok();
+                let lane = writers.lane(m.partition());
+                let batch = &mut batches[lane];
                 batch.push(topic, m.partition(), m.offset(), env);
+                if batch.len() >= batch_size {
+                    hand_over(batch, lane, ours)?;
+                }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
             }
             Some(Err(e)) => return Err(e.into()),
         }
-        if batch.len() >= batch_size || (open.is_empty() && !batch.is_empty()) {
-            sink(&batch)?;
-            count += batch.len() as u64;
-            ours.extend(batch.next.drain());
-            batch = Batch::default();
-            if last_log.elapsed() > Duration::from_secs(5) && !std::io::stderr().is_terminal() {
-                tracing::info!(topic, records = count, "rebuild progress");
-                last_log = Instant::now();
-            }
+        if last_log.elapsed() > Duration::from_secs(5) && !std::io::stderr().is_terminal() {
+            tracing::info!(topic, written = writers.written(), "rebuild in progress");
+            last_log = Instant::now();
+        }
+    }
+    for (lane, batch) in batches.iter_mut().enumerate() {
+        if !batch.is_empty() {
+            hand_over(batch, lane, ours)?;
         }
     }
     reader.unassign()?;
