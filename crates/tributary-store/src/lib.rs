@@ -6,6 +6,7 @@ pub mod error;
 pub mod notify;
 pub mod projection;
 pub mod queries;
+pub mod tenant;
 
 pub use db::{Db, connect, migrate};
 pub use error::{Error, Result};

@@ -59,6 +59,14 @@ impl Projection {
         format!("{}_v{version}", self.name())
     }
 
+    /// The column that says which org a row belongs to (row-level security).
+    fn tenant_column(self) -> &'static str {
+        match self {
+            Self::Orgs => "id",
+            Self::Commands => "org_id",
+        }
+    }
+
     fn ddl(self) -> &'static str {
         match self {
             Self::Orgs => include_str!("../sql/orgs.table.sql"),
@@ -100,6 +108,9 @@ impl Registry {
     /// active version.
     pub async fn ensure(client: &impl GenericClient, projection: Projection) -> Result<i32> {
         if let Some(version) = Self::active(client, projection).await? {
+            // Installations from before row-level security get it here.
+            Self::secure(client, projection, version).await?;
+            Self::secure_view(client, projection).await?;
             return Ok(version);
         }
         // Two projectors may start at once: an advisory lock keeps creation single.
@@ -162,7 +173,45 @@ impl Registry {
         client
             .batch_execute(&ddl)
             .await
-            .map_err(pg("creating projection tables"))
+            .map_err(pg("creating projection tables"))?;
+        Self::secure(client, projection, version).await
+    }
+
+    /// Row-level security on a version's table: `tributary_app` (the role the API reads
+    /// tenant data as) sees only the rows of the org in `app.current_org`. Idempotent.
+    async fn secure(
+        client: &impl GenericClient,
+        projection: Projection,
+        version: i32,
+    ) -> Result<()> {
+        let table = projection.table(version);
+        let column = projection.tenant_column();
+        let sql = format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+             GRANT SELECT ON {table} TO tributary_app;
+             DO $$ BEGIN
+                 CREATE POLICY tenant ON {table} FOR SELECT TO tributary_app
+                     USING ({column} = tributary_current_org());
+             EXCEPTION WHEN duplicate_object THEN NULL;
+             END $$;"
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(pg("securing projection tables"))
+    }
+
+    /// The view reads with the caller's rights (`security_invoker`), so the table's
+    /// policies apply to it; by default a view reads with its owner's.
+    async fn secure_view(client: &impl GenericClient, projection: Projection) -> Result<()> {
+        let view = projection.name();
+        client
+            .batch_execute(&format!(
+                "ALTER VIEW {view} SET (security_invoker = true);
+                 GRANT SELECT ON {view} TO tributary_app;"
+            ))
+            .await
+            .map_err(pg("securing the projection view"))
     }
 
     /// A fresh, empty version for a rebuild (dropping what a failed rebuild left).
@@ -198,7 +247,8 @@ impl Registry {
         client
             .batch_execute(&sql)
             .await
-            .map_err(pg("pointing the view"))
+            .map_err(pg("pointing the view"))?;
+        Self::secure_view(client, projection).await
     }
 
     pub async fn offsets(
