@@ -20,6 +20,23 @@ pub enum Projection {
     Commands,
 }
 
+/// One read-model table of a projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    /// The view the API reads; versions are `<name>_v<N>`.
+    pub name: &'static str,
+    /// The column that says which org a row belongs to (row-level security).
+    pub tenant_column: &'static str,
+    /// `CREATE TABLE IF NOT EXISTS {table} ...`, with `{table}` for the versioned name.
+    pub ddl: &'static str,
+}
+
+impl Table {
+    pub fn versioned(&self, version: i32) -> String {
+        format!("{}_v{version}", self.name)
+    }
+}
+
 /// Where a stored offset belongs.
 pub type Offsets = HashMap<(String, i32), i64>;
 
@@ -55,23 +72,26 @@ impl Projection {
         }
     }
 
+    /// The tables this projection writes; each is `<name>_v<version>` behind a view
+    /// `<name>`.
+    pub fn tables(self) -> &'static [Table] {
+        match self {
+            Self::Orgs => &[Table {
+                name: "orgs",
+                tenant_column: "id",
+                ddl: include_str!("../sql/orgs.table.sql"),
+            }],
+            Self::Commands => &[Table {
+                name: "commands",
+                tenant_column: "org_id",
+                ddl: include_str!("../sql/commands.table.sql"),
+            }],
+        }
+    }
+
+    /// The versioned name of the projection's main (first) table.
     pub fn table(self, version: i32) -> String {
-        format!("{}_v{version}", self.name())
-    }
-
-    /// The column that says which org a row belongs to (row-level security).
-    fn tenant_column(self) -> &'static str {
-        match self {
-            Self::Orgs => "id",
-            Self::Commands => "org_id",
-        }
-    }
-
-    fn ddl(self) -> &'static str {
-        match self {
-            Self::Orgs => include_str!("../sql/orgs.table.sql"),
-            Self::Commands => include_str!("../sql/commands.table.sql"),
-        }
+        self.tables()[0].versioned(version)
     }
 
     /// Applies a batch of records (each with its topic) to version `version`.
@@ -167,13 +187,13 @@ impl Registry {
         projection: Projection,
         version: i32,
     ) -> Result<()> {
-        let ddl = projection
-            .ddl()
-            .replace("{table}", &projection.table(version));
-        client
-            .batch_execute(&ddl)
-            .await
-            .map_err(pg("creating projection tables"))?;
+        for table in projection.tables() {
+            let ddl = table.ddl.replace("{table}", &table.versioned(version));
+            client
+                .batch_execute(&ddl)
+                .await
+                .map_err(pg("creating projection tables"))?;
+        }
         Self::secure(client, projection, version).await
     }
 
@@ -184,45 +204,47 @@ impl Registry {
         projection: Projection,
         version: i32,
     ) -> Result<()> {
-        let table = projection.table(version);
-        let column = projection.tenant_column();
-        let sql = format!(
-            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-             GRANT SELECT ON {table} TO tributary_app;
-             DO $$ BEGIN
-                 CREATE POLICY tenant ON {table} FOR SELECT TO tributary_app
-                     USING ({column} = tributary_current_org());
-             EXCEPTION WHEN duplicate_object THEN NULL;
-             END $$;"
-        );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(pg("securing projection tables"))
+        for table in projection.tables() {
+            let name = table.versioned(version);
+            let column = table.tenant_column;
+            let sql = format!(
+                "ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;
+                 GRANT SELECT ON {name} TO tributary_app;
+                 DO $$ BEGIN
+                     CREATE POLICY tenant ON {name} FOR SELECT TO tributary_app
+                         USING ({column} = tributary_current_org());
+                 EXCEPTION WHEN duplicate_object THEN NULL;
+                 END $$;"
+            );
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(pg("securing projection tables"))?;
+        }
+        Ok(())
     }
 
     /// The view reads with the caller's rights (`security_invoker`), so the table's
     /// policies apply to it; by default a view reads with its owner's.
     async fn secure_view(client: &impl GenericClient, projection: Projection) -> Result<()> {
-        let view = projection.name();
-        client
-            .batch_execute(&format!(
-                "ALTER VIEW {view} SET (security_invoker = true);
-                 GRANT SELECT ON {view} TO tributary_app;"
-            ))
-            .await
-            .map_err(pg("securing the projection view"))
+        for table in projection.tables() {
+            let view = table.name;
+            client
+                .batch_execute(&format!(
+                    "ALTER VIEW {view} SET (security_invoker = true);
+                     GRANT SELECT ON {view} TO tributary_app;"
+                ))
+                .await
+                .map_err(pg("securing the projection view"))?;
+        }
+        Ok(())
     }
 
     /// A fresh, empty version for a rebuild (dropping what a failed rebuild left).
     pub async fn new_version(client: &impl GenericClient, projection: Projection) -> Result<i32> {
         let active = Self::ensure(client, projection).await?;
         let version = active + 1;
-        let table = projection.table(version);
-        client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-            .await
-            .map_err(pg("dropping a stale rebuild table"))?;
+        Self::drop_tables(client, projection, version).await?;
         client
             .execute(
                 "DELETE FROM projection_offsets WHERE projection = $1 AND version = $2",
@@ -239,16 +261,32 @@ impl Registry {
         projection: Projection,
         version: i32,
     ) -> Result<()> {
-        let sql = format!(
-            "CREATE OR REPLACE VIEW {} AS SELECT * FROM {}",
-            projection.name(),
-            projection.table(version)
-        );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(pg("pointing the view"))?;
+        for table in projection.tables() {
+            let sql = format!(
+                "CREATE OR REPLACE VIEW {} AS SELECT * FROM {}",
+                table.name,
+                table.versioned(version)
+            );
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(pg("pointing the view"))?;
+        }
         Self::secure_view(client, projection).await
+    }
+
+    async fn drop_tables(
+        client: &impl GenericClient,
+        projection: Projection,
+        version: i32,
+    ) -> Result<()> {
+        for table in projection.tables() {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.versioned(version)))
+                .await
+                .map_err(pg("dropping a projection version's tables"))?;
+        }
+        Ok(())
     }
 
     pub async fn offsets(
@@ -341,9 +379,7 @@ impl Registry {
         )
         .await
         .map_err(pg("dropping the old offsets"))?;
-        tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", projection.table(live)))
-            .await
-            .map_err(pg("dropping the old tables"))?;
+        Self::drop_tables(&tx, projection, live).await?;
         tx.commit().await.map_err(pg("committing the swap"))?;
         Ok(Swap::Swapped {
             from: live,

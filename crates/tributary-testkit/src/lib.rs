@@ -72,6 +72,10 @@ impl TestEnv {
             db_pool: 8,
             max_wait_secs: 30,
             log_format: "text".into(),
+            jwt_keys: None,
+            jwt_issuer: "tributary".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 3600,
         };
         tributary::app::setup(&settings).await?;
         Ok(Self {

@@ -75,6 +75,38 @@ pub struct Settings {
     /// The longest `Prefer: wait` the API honours, in seconds.
     #[arg(long, env = "TRIBUTARY_MAX_WAIT", default_value_t = 30, global = true)]
     pub max_wait_secs: u64,
+    /// Access-token signing keys: `kid:secret[,kid:secret...]`, each secret base64url of
+    /// at least 32 random bytes. The first key signs; every key listed verifies, so to
+    /// rotate put a new key first and drop the old one once its tokens have expired
+    /// (after the access-token lifetime). Unset: a random key per process, fine for a
+    /// demo on one machine, wrong for several API processes (tokens would not verify
+    /// across them) and every restart logs everyone out.
+    #[arg(long, env = "TRIBUTARY_JWT_KEYS", global = true, hide_env_values = true)]
+    pub jwt_keys: Option<String>,
+    /// The `iss` and `aud` of access tokens.
+    #[arg(
+        long,
+        env = "TRIBUTARY_JWT_ISSUER",
+        default_value = "tributary",
+        global = true
+    )]
+    pub jwt_issuer: String,
+    /// Access-token lifetime in seconds.
+    #[arg(
+        long,
+        env = "TRIBUTARY_ACCESS_TTL",
+        default_value_t = 900,
+        global = true
+    )]
+    pub access_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds (each refresh starts it again).
+    #[arg(
+        long,
+        env = "TRIBUTARY_REFRESH_TTL",
+        default_value_t = 30 * 24 * 3600,
+        global = true
+    )]
+    pub refresh_ttl_secs: u64,
     /// Log format: `text` or `json`.
     #[arg(
         long,
