@@ -106,6 +106,12 @@ impl Rejection {
         self.follow_ups.push(follow_up);
         self
     }
+
+    /// Adds compensations; an `Option` adds one or none.
+    pub fn with_follow_ups(mut self, follow_ups: impl IntoIterator<Item = FollowUp>) -> Self {
+        self.follow_ups.extend(follow_ups);
+        self
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -129,9 +135,34 @@ pub enum RejectionCode {
     Conflict,
     /// The slug is reserved by another organization.
     SlugTaken,
+    /// The email address belongs to another user.
+    EmailTaken,
+    /// The change would leave the org without an active admin.
+    LastAdmin,
+    /// The invitation is unknown, revoked, expired or used, or the token or the email
+    /// does not match; the reason says which.
+    InvitationInvalid,
+    /// The org does not allow this (e.g. the email's domain is not an allowed one).
+    NotAllowed,
+    /// The session is unknown, ended, revoked or expired, or the token is not its own.
+    SessionInvalid,
 }
 
 impl RejectionCode {
+    pub const ALL: [RejectionCode; 11] = [
+        Self::Malformed,
+        Self::UnknownType,
+        Self::Invalid,
+        Self::NotFound,
+        Self::Conflict,
+        Self::SlugTaken,
+        Self::EmailTaken,
+        Self::LastAdmin,
+        Self::InvitationInvalid,
+        Self::NotAllowed,
+        Self::SessionInvalid,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
@@ -140,6 +171,11 @@ impl RejectionCode {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::SlugTaken => "slug_taken",
+            Self::EmailTaken => "email_taken",
+            Self::LastAdmin => "last_admin",
+            Self::InvitationInvalid => "invitation_invalid",
+            Self::NotAllowed => "not_allowed",
+            Self::SessionInvalid => "session_invalid",
         }
     }
 

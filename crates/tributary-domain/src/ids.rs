@@ -62,3 +62,19 @@ uuid_id!(
     /// The id of an event (its CloudEvents `id`).
     EventId
 );
+uuid_id!(
+    /// A person who signs in; one user can be a member of many orgs.
+    UserId
+);
+uuid_id!(
+    /// A refresh-token session: one family of rotating refresh tokens.
+    SessionId
+);
+uuid_id!(
+    /// An invitation to join an org.
+    InvitationId
+);
+uuid_id!(
+    /// An API key of an org, for service accounts and upstream systems.
+    ApiKeyId
+);

@@ -15,19 +15,29 @@ pub enum SchemaKind {
 /// `(type, kind, schema text)`, one entry per file in `schemas/`.
 pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
     (
+        "tributary.org.accept_invitation.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.accept_invitation.v1.json"),
+    ),
+    (
+        "tributary.org.change_role.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.change_role.v1.json"),
+    ),
+    (
         "tributary.org.create.v1",
         SchemaKind::Command,
         include_str!("../../../schemas/commands/tributary.org.create.v1.json"),
     ),
     (
-        "tributary.org.register.v1",
+        "tributary.org.create_api_key.v1",
         SchemaKind::Command,
-        include_str!("../../../schemas/commands/tributary.org.register.v1.json"),
+        include_str!("../../../schemas/commands/tributary.org.create_api_key.v1.json"),
     ),
     (
-        "tributary.org.rename.v1",
+        "tributary.org.deactivate_member.v1",
         SchemaKind::Command,
-        include_str!("../../../schemas/commands/tributary.org.rename.v1.json"),
+        include_str!("../../../schemas/commands/tributary.org.deactivate_member.v1.json"),
     ),
     (
         "tributary.org.delete.v1",
@@ -35,9 +45,104 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         include_str!("../../../schemas/commands/tributary.org.delete.v1.json"),
     ),
     (
+        "tributary.org.invite.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.invite.v1.json"),
+    ),
+    (
+        "tributary.org.join_by_domain.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.join_by_domain.v1.json"),
+    ),
+    (
+        "tributary.org.reactivate_member.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.reactivate_member.v1.json"),
+    ),
+    (
+        "tributary.org.register.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.register.v1.json"),
+    ),
+    (
+        "tributary.org.remove_member.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.remove_member.v1.json"),
+    ),
+    (
+        "tributary.org.rename.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.rename.v1.json"),
+    ),
+    (
+        "tributary.org.revoke_api_key.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.revoke_api_key.v1.json"),
+    ),
+    (
+        "tributary.org.revoke_invitation.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.revoke_invitation.v1.json"),
+    ),
+    (
+        "tributary.org.set_allowed_domains.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.org.set_allowed_domains.v1.json"),
+    ),
+    (
         "tributary.slug.release.v1",
         SchemaKind::Command,
         include_str!("../../../schemas/commands/tributary.slug.release.v1.json"),
+    ),
+    (
+        "tributary.email.claim.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.email.claim.v1.json"),
+    ),
+    (
+        "tributary.email.release.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.email.release.v1.json"),
+    ),
+    (
+        "tributary.user.register.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.user.register.v1.json"),
+    ),
+    (
+        "tributary.user.rename.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.user.rename.v1.json"),
+    ),
+    (
+        "tributary.session.end.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.session.end.v1.json"),
+    ),
+    (
+        "tributary.session.refresh.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.session.refresh.v1.json"),
+    ),
+    (
+        "tributary.session.start.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.session.start.v1.json"),
+    ),
+    (
+        "tributary.org.allowed_domains_set.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.allowed_domains_set.v1.json"),
+    ),
+    (
+        "tributary.org.api_key_created.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.api_key_created.v1.json"),
+    ),
+    (
+        "tributary.org.api_key_revoked.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.api_key_revoked.v1.json"),
     ),
     (
         "tributary.org.created.v1",
@@ -45,14 +150,59 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         include_str!("../../../schemas/events/tributary.org.created.v1.json"),
     ),
     (
+        "tributary.org.deleted.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.deleted.v1.json"),
+    ),
+    (
+        "tributary.org.invitation_accepted.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.invitation_accepted.v1.json"),
+    ),
+    (
+        "tributary.org.invitation_created.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.invitation_created.v1.json"),
+    ),
+    (
+        "tributary.org.invitation_revoked.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.invitation_revoked.v1.json"),
+    ),
+    (
+        "tributary.org.member_added.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.member_added.v1.json"),
+    ),
+    (
+        "tributary.org.member_deactivated.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.member_deactivated.v1.json"),
+    ),
+    (
+        "tributary.org.member_reactivated.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.member_reactivated.v1.json"),
+    ),
+    (
+        "tributary.org.member_removed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.member_removed.v1.json"),
+    ),
+    (
+        "tributary.org.member_role_changed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.org.member_role_changed.v1.json"),
+    ),
+    (
         "tributary.org.renamed.v1",
         SchemaKind::Event,
         include_str!("../../../schemas/events/tributary.org.renamed.v1.json"),
     ),
     (
-        "tributary.org.deleted.v1",
+        "tributary.slug.released.v1",
         SchemaKind::Event,
-        include_str!("../../../schemas/events/tributary.org.deleted.v1.json"),
+        include_str!("../../../schemas/events/tributary.slug.released.v1.json"),
     ),
     (
         "tributary.slug.reserved.v1",
@@ -60,9 +210,44 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         include_str!("../../../schemas/events/tributary.slug.reserved.v1.json"),
     ),
     (
-        "tributary.slug.released.v1",
+        "tributary.email.claimed.v1",
         SchemaKind::Event,
-        include_str!("../../../schemas/events/tributary.slug.released.v1.json"),
+        include_str!("../../../schemas/events/tributary.email.claimed.v1.json"),
+    ),
+    (
+        "tributary.email.released.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.email.released.v1.json"),
+    ),
+    (
+        "tributary.user.registered.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.user.registered.v1.json"),
+    ),
+    (
+        "tributary.user.renamed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.user.renamed.v1.json"),
+    ),
+    (
+        "tributary.session.ended.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.session.ended.v1.json"),
+    ),
+    (
+        "tributary.session.refreshed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.session.refreshed.v1.json"),
+    ),
+    (
+        "tributary.session.revoked.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.session.revoked.v1.json"),
+    ),
+    (
+        "tributary.session.started.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.session.started.v1.json"),
     ),
     (
         "tributary.command.outcome.v1",
@@ -82,7 +267,10 @@ static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(||
         .map(|(ty, _, text)| {
             let schema: serde_json::Value = serde_json::from_str(text)
                 .unwrap_or_else(|e| panic!("schema of {ty} is not JSON: {e}"));
-            let validator = jsonschema::validator_for(&schema)
+            // Formats (uuid, date-time) are checked, not just annotations.
+            let validator = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
                 .unwrap_or_else(|e| panic!("schema of {ty} does not compile: {e}"));
             (*ty, validator)
         })

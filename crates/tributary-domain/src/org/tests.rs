@@ -1,5 +1,9 @@
 //! Given / when / then, with no I/O.
 
+mod invitations;
+mod members;
+mod settings;
+
 use super::*;
 
 fn given(events: &[OrgEvent]) -> Option<OrgState> {
@@ -21,6 +25,7 @@ fn register_creates_a_new_org_with_a_trimmed_name() {
         org_id: id,
         slug: "acme".into(),
         name: "  Acme  ".into(),
+        founder: None,
     });
     let decision = Org::decide(None, &cmd).unwrap();
     assert_eq!(decision.events, vec![created(id)]);
@@ -35,6 +40,7 @@ fn register_of_an_existing_id_is_a_conflict_that_gives_the_new_slug_back() {
         org_id: id,
         slug: "other".into(),
         name: "Other".into(),
+        founder: None,
     });
     let rejection = Org::decide(state.as_ref(), &cmd).unwrap_err();
     assert_eq!(rejection.code, RejectionCode::Conflict);
@@ -131,4 +137,55 @@ fn events_decode_by_type() {
     let bytes = serde_json::to_vec(&created(id)).unwrap();
     assert_eq!(OrgEvent::decode(CREATED, &bytes).unwrap(), created(id));
     assert!(OrgEvent::decode("tributary.org.nope.v1", &bytes).is_err());
+}
+
+// Fixtures shared by the member, invitation and settings tests.
+
+use crate::testkit::{PASSWORD_HASH, apply};
+use crate::{Role, UserId};
+use serde_json::{Value, json};
+
+fn register_with_founder(org: OrgId, founder: UserId) -> Value {
+    json!({
+        "org_id": org,
+        "slug": "acme",
+        "name": "Acme",
+        "founder": {
+            "user_id": founder,
+            "email": "founder@acme.com",
+            "name": "Fran",
+            "password_hash": PASSWORD_HASH,
+        },
+    })
+}
+
+/// An org founded by a sign-up: `(org, its founding admin, state)`.
+fn founded() -> (OrgId, UserId, Option<OrgState>) {
+    let (org, founder) = (OrgId::new(), UserId::new());
+    let (state, _) =
+        crate::testkit::step::<Org>(None, REGISTER, register_with_founder(org, founder));
+    (org, founder, state)
+}
+
+fn with_member(state: Option<OrgState>, user: UserId, email: &str, role: Role) -> Option<OrgState> {
+    let org_id = state.as_ref().unwrap().id;
+    apply::<Org>(
+        state,
+        &[OrgEvent::MemberAdded(MemberAdded {
+            org_id,
+            user_id: user,
+            email: email.into(),
+            role,
+            via: JoinedVia::Invitation,
+            invitation_id: None,
+        })],
+    )
+}
+
+fn actor(user: UserId) -> String {
+    format!("user:{user}")
+}
+
+fn new_user() -> Value {
+    json!({ "name": "Bob", "password_hash": PASSWORD_HASH })
 }

@@ -44,3 +44,29 @@ pub fn validate_name(name: &str) -> Result<(), Rejection> {
     }
     Ok(())
 }
+
+pub const API_KEY_PREFIX_MAX_CHARS: usize = 32;
+pub const MAX_ALLOWED_DOMAINS: usize = 50;
+
+/// The visible start of an API key: letters, digits, `_` and `-`.
+pub(super) fn validate_prefix(prefix: &str) -> Result<(), Rejection> {
+    let ok = (1..=API_KEY_PREFIX_MAX_CHARS).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectionCode::Invalid,
+            format!(
+                "the key prefix must be 1 to {API_KEY_PREFIX_MAX_CHARS} letters, digits, _ or -"
+            ),
+        ))
+    }
+}
+
+/// Normalizes an address in an org command, or refuses it as invalid.
+pub(super) fn normalized_email(email: &str) -> Result<String, Rejection> {
+    crate::email::normalize_email(email).map_err(|e| Rejection::new(RejectionCode::Invalid, e))
+}

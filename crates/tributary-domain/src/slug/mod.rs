@@ -5,8 +5,9 @@
 mod tests;
 
 use crate::aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode, parse_data};
+use crate::email;
 use crate::ids::OrgId;
-use crate::org::{self, validate_name, validate_slug};
+use crate::org::{self, Founder, validate_name, validate_slug};
 use serde::{Deserialize, Serialize};
 
 /// Public command: create an organization. Produced to `<prefix>.slug.commands` keyed by
@@ -30,6 +31,9 @@ pub struct CreateOrg {
     pub org_id: OrgId,
     pub slug: String,
     pub name: String,
+    /// Present when a sign-up creates the org (handed on by the email reservation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub founder: Option<Founder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,36 +106,14 @@ impl Aggregate for Slug {
     ) -> Result<Decision<SlugEvent>, Rejection> {
         let holder = state.and_then(|s| s.org_id);
         match command {
-            SlugCommand::CreateOrg(c) => {
-                validate_slug(&c.slug)?;
-                validate_name(&c.name)?;
-                let register = FollowUp {
-                    aggregate: org::Org::KIND,
-                    key: c.org_id.to_string(),
-                    command_type: org::REGISTER,
-                    data: serde_json::json!({ "org_id": c.org_id, "slug": c.slug, "name": c.name }),
-                    org_id: Some(c.org_id),
-                };
-                match holder {
-                    None => Ok(Decision::handed_on(
-                        vec![SlugEvent {
-                            slug: c.slug.clone(),
-                            org_id: c.org_id,
-                            kind: SlugEventKind::Reserved,
-                        }],
-                        register,
-                    )),
-                    // A retry of the same creation: hand it on again; the org answers
-                    // with its first outcome.
-                    Some(holder) if holder == c.org_id => {
-                        Ok(Decision::handed_on(Vec::new(), register))
-                    }
-                    Some(_) => Err(Rejection::new(
-                        RejectionCode::SlugTaken,
-                        format!("the slug {:?} is taken; choose another", c.slug),
-                    )),
-                }
-            }
+            SlugCommand::CreateOrg(c) => create_org(holder, c).map_err(|rejection| {
+                // A refused sign-up gives its email address back.
+                rejection.with_follow_ups(
+                    c.founder
+                        .as_ref()
+                        .map(|f| email::release_follow_up(&f.email, f.user_id, Some(c.org_id))),
+                )
+            }),
             SlugCommand::Release(c) => match holder {
                 Some(holder) if holder == c.org_id => Ok(Decision::done(vec![SlugEvent {
                     slug: c.slug.clone(),
@@ -159,6 +141,40 @@ impl Aggregate for Slug {
             SlugEventKind::Reserved => RESERVED,
             SlugEventKind::Released => RELEASED,
         }
+    }
+}
+
+fn create_org(holder: Option<OrgId>, c: &CreateOrg) -> Result<Decision<SlugEvent>, Rejection> {
+    validate_slug(&c.slug)?;
+    validate_name(&c.name)?;
+    let mut data = serde_json::json!({ "org_id": c.org_id, "slug": c.slug, "name": c.name });
+    if let Some(founder) = &c.founder {
+        data["founder"] = serde_json::to_value(founder)
+            .map_err(|e| Rejection::new(RejectionCode::Invalid, e.to_string()))?;
+    }
+    let register = FollowUp {
+        aggregate: org::Org::KIND,
+        key: c.org_id.to_string(),
+        command_type: org::REGISTER,
+        data,
+        org_id: Some(c.org_id),
+    };
+    match holder {
+        None => Ok(Decision::handed_on(
+            vec![SlugEvent {
+                slug: c.slug.clone(),
+                org_id: c.org_id,
+                kind: SlugEventKind::Reserved,
+            }],
+            register,
+        )),
+        // A retry of the same creation: hand it on again; the org answers with its first
+        // outcome (or carries a retried sign-up on to the user).
+        Some(holder) if holder == c.org_id => Ok(Decision::handed_on(Vec::new(), register)),
+        Some(_) => Err(Rejection::new(
+            RejectionCode::SlugTaken,
+            format!("the slug {:?} is taken; choose another", c.slug),
+        )),
     }
 }
 

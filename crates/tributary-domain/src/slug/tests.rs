@@ -6,6 +6,7 @@ fn create(org_id: OrgId, slug: &str) -> SlugCommand {
         org_id,
         slug: slug.into(),
         name: "Acme".into(),
+        founder: None,
     })
 }
 

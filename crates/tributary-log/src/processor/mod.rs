@@ -46,10 +46,13 @@ impl ProcessorConfig {
 
 /// Every aggregate the processor serves.
 pub fn default_handlers() -> Vec<Box<dyn Handler>> {
-    use tributary_domain::{org::Org, slug::Slug};
+    use tributary_domain::{email::Email, org::Org, session::Session, slug::Slug, user::User};
     vec![
         Box::new(AggregateStore::<Org>::default()),
         Box::new(AggregateStore::<Slug>::default()),
+        Box::new(AggregateStore::<Email>::default()),
+        Box::new(AggregateStore::<User>::default()),
+        Box::new(AggregateStore::<Session>::default()),
     ]
 }
 

@@ -106,6 +106,8 @@ pub(super) async fn apply(
                     }),
                 );
             }
+            // Member, invitation and key events are filtered out above.
+            (_, Some(_)) => {}
         }
     }
     let mut full = FullColumns::default();

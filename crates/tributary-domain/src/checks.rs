@@ -1,0 +1,74 @@
+//! Checks shared by the aggregates for values the schemas also constrain: the schemas
+//! guard the topics, these guard callers that build commands in code.
+
+use crate::aggregate::{Rejection, RejectionCode};
+
+pub(crate) const HASH_MIN_CHARS: usize = 16;
+pub(crate) const HASH_MAX_CHARS: usize = 256;
+
+/// A token or secret hash as text (hex, base64 or a `alg:` prefixed form).
+pub(crate) fn validate_hash(field: &str, hash: &str) -> Result<(), Rejection> {
+    let ok = (HASH_MIN_CHARS..=HASH_MAX_CHARS).contains(&hash.len())
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_:.$-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectionCode::Invalid,
+            format!(
+                "{field} must be a hash of {HASH_MIN_CHARS} to {HASH_MAX_CHARS} characters \
+                 (letters, digits and +/=_:.$-)"
+            ),
+        ))
+    }
+}
+
+/// Compares two hashes in time that does not depend on where they differ.
+pub(crate) fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Who did it, for the security log: `user:<uuid>` or `key:<uuid>`.
+pub(crate) fn validate_actor(actor: Option<&str>) -> Result<(), Rejection> {
+    let Some(actor) = actor else { return Ok(()) };
+    let ok = actor.split_once(':').is_some_and(|(kind, id)| {
+        matches!(kind, "user" | "key") && uuid::Uuid::parse_str(id).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectionCode::Invalid,
+            format!("actor {actor:?} must be user:<uuid> or key:<uuid>"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_compare_by_content() {
+        assert!(same_hash("abcdef", "abcdef"));
+        assert!(!same_hash("abcdef", "abcdeg"));
+        assert!(!same_hash("abc", "abcd"));
+    }
+
+    #[test]
+    fn hashes_and_actors_have_a_shape() {
+        assert!(validate_hash("token_hash", &"a".repeat(64)).is_ok());
+        assert!(validate_hash("token_hash", "short").is_err());
+        assert!(validate_hash("token_hash", &format!("{} x", "a".repeat(20))).is_err());
+        assert!(validate_actor(None).is_ok());
+        assert!(validate_actor(Some("user:0190f0a8-3c4e-7d2a-9b1c-2d3e4f5a6b7c")).is_ok());
+        assert!(validate_actor(Some("root")).is_err());
+        assert!(validate_actor(Some("user:nope")).is_err());
+    }
+}
