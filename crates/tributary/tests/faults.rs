@@ -63,9 +63,11 @@ fn assert_exactly_once(env: &TestEnv, ids: &[String]) -> anyhow::Result<()> {
 async fn a_processor_killed_mid_batch_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let results = env.topics().command_results();
-    let ids = env.create_orgs(3000, "kill").await?;
+    // Enough work that the processor is still busy when killed (it handles thousands
+    // of commands a second).
+    let ids = env.create_orgs(12_000, "kill").await?;
     let mut processor = env.spawn(BIN, "processor", "p1")?;
-    wait_for_records(&env, &results, 300, 60).await?;
+    wait_for_records(&env, &results, 100, 60).await?;
     kill_hard(&mut processor);
     let seen = env.read_all(&results)?.len();
     assert!(
@@ -88,8 +90,8 @@ async fn two_processors_share_the_work_and_one_takes_over_when_the_other_dies() 
     let mut b = env.spawn(BIN, "processor", "b")?;
     // Let both join the group before the work arrives.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ids = env.create_orgs(3000, "pair").await?;
-    wait_for_records(&env, &results, 300, 60).await?;
+    let ids = env.create_orgs(12_000, "pair").await?;
+    wait_for_records(&env, &results, 100, 60).await?;
     kill_hard(&mut a);
     wait_for_records(&env, &results, ids.len(), 120).await?;
     kill_hard(&mut b);

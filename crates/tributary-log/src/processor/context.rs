@@ -1,7 +1,7 @@
 //! The processor's in-memory state (aggregates and the command de-duplication window)
 //! and the rebalance callback that loads and drops it as partitions move.
 
-use super::output::Output;
+use super::output::{Handoff, Output};
 use super::store::{Handled, Handler};
 use crate::consume::{Rebalance, entries, rebalance};
 use crate::dead_letter::DeadLetter;
@@ -224,8 +224,13 @@ impl Shared {
                 if let Some(snapshot) = snapshot {
                     out.snapshot(aggregate, partition, &aggregate_id, snapshot, &env)?;
                 }
+                let handoff = if completes {
+                    Handoff::SideEffect
+                } else {
+                    Handoff::Continue
+                };
                 for follow_up in &follow_ups {
-                    out.follow_up(follow_up, &env)?;
+                    out.follow_up(follow_up, &env, handoff)?;
                 }
                 if completes {
                     let outcome = CommandOutcome {
@@ -279,7 +284,7 @@ impl Shared {
         metrics::counter!("tributary_commands_total", "aggregate" => refusal.aggregate.to_owned(), "status" => "rejected").increment(1);
         if let Some(env) = env {
             for follow_up in &refusal.rejection.follow_ups {
-                out.follow_up(follow_up, env)?;
+                out.follow_up(follow_up, env, Handoff::SideEffect)?;
             }
         }
         let outcome = CommandOutcome {

@@ -116,16 +116,26 @@ impl<'a> Output<'a> {
         )
     }
 
-    /// A command for another aggregate, with the id of the command that caused it, so
-    /// the final outcome carries the id the client knows.
+    /// A command for another aggregate. Handed on (`Handoff::Continue`), it keeps the
+    /// id of the command that caused it, so the final outcome carries the id the client
+    /// knows. A side effect of a command already answered (a compensation, a release)
+    /// gets an id derived from the cause: its own outcome must not answer the client's
+    /// command a second time, and a replay derives the same id, so it stays idempotent.
     pub(crate) fn follow_up(
         &self,
         follow_up: &FollowUp,
         cause: &Envelope,
+        handoff: Handoff,
     ) -> Result<(), KafkaError> {
         let data = encode("a follow-up command", &follow_up.data)?;
         let mut env = caused(cause, follow_up.command_type, data);
-        env.id = cause.id.clone();
+        env.id = match handoff {
+            Handoff::Continue => cause.id.clone(),
+            Handoff::SideEffect => {
+                let name = format!("{}/{}/{}", cause.id, follow_up.command_type, follow_up.key);
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+            }
+        };
         env.subject = Some(follow_up.key.clone());
         env.org_id = follow_up.org_id;
         self.send(
@@ -176,6 +186,13 @@ impl<'a> Output<'a> {
             headers,
         )
     }
+}
+
+/// Whether a follow-up carries the client's command on, or is a side effect of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handoff {
+    Continue,
+    SideEffect,
 }
 
 /// Serialises a record body. JSON values and our outcome type always serialise; should
