@@ -45,7 +45,10 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json((*doc).clone()) }
             }),
         )
-        .layer(axum::middleware::from_fn(auth::authenticate));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))

@@ -32,6 +32,15 @@ pub enum ApiError {
         detail: String,
         command_id: String,
     },
+    /// No credential, or one that is not valid (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Signed in, but the role does not allow it (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed attempts; try again after the delay (429).
+    #[error("too many failed attempts; try again in {} seconds", .0.as_secs().max(1))]
+    Throttled(std::time::Duration),
     #[error("the command log is unavailable: {0}")]
     Kafka(String),
     #[error("the read model is unavailable: {0}")]
@@ -44,6 +53,9 @@ impl ApiError {
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Rejected { status, .. } => *status,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Kafka(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -53,6 +65,9 @@ impl ApiError {
             Self::Invalid { .. } => "invalid",
             Self::NotFound { .. } => "not_found",
             Self::Rejected { code, .. } => code,
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::Throttled(_) => "throttled",
             Self::Kafka(_) | Self::Store(_) => "unavailable",
         }
     }
@@ -61,8 +76,11 @@ impl ApiError {
 /// The HTTP status for a rejection code from the processor.
 pub fn status_for(code: &str) -> StatusCode {
     match code {
-        "slug_taken" | "conflict" => StatusCode::CONFLICT,
+        "slug_taken" | "email_taken" | "conflict" | "last_admin" => StatusCode::CONFLICT,
         "not_found" => StatusCode::NOT_FOUND,
+        "not_allowed" => StatusCode::FORBIDDEN,
+        "invitation_invalid" => StatusCode::GONE,
+        "session_invalid" => StatusCode::UNAUTHORIZED,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -91,6 +109,17 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tributary\""),
+            );
+        }
+        if let Self::Throttled(wait) = &self
+            && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -14,6 +14,8 @@ pub struct AppState {
     pub db: Db,
     pub metrics: Option<PrometheusHandle>,
     pub readiness: Option<ReadinessProbe>,
+    /// Token keys, lifetimes and the login throttle.
+    pub identity: Arc<crate::auth::Identity>,
     /// Requests waiting for the read model.
     pub waiters: Arc<crate::waiters::Waiters>,
     /// The longest `Prefer: wait` honoured, in seconds.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+use tributary_store::accounts::{self, MembershipRow, SessionRow};
 use tributary_store::queries::{self, CommandRow, OrgRow};
 use tributary_store::{Db, Result};
 use uuid::Uuid;
@@ -88,6 +89,9 @@ impl<R: Clone> Awaiting<R> {
 pub struct Waiters {
     pub commands: Awaiting<CommandRow>,
     pub orgs: Awaiting<OrgRow>,
+    pub sessions: Awaiting<SessionRow>,
+    /// Keyed by user: a user's memberships, all of them.
+    pub memberships: Awaiting<Vec<MembershipRow>>,
 }
 
 impl Waiters {
@@ -114,7 +118,9 @@ impl Waiters {
     async fn sweep(&self, db: &Db) -> Result<()> {
         let commands = self.commands.ids();
         let orgs = self.orgs.ids();
-        if commands.is_empty() && orgs.is_empty() {
+        let sessions = self.sessions.ids();
+        let users = self.memberships.ids();
+        if commands.is_empty() && orgs.is_empty() && sessions.is_empty() && users.is_empty() {
             return Ok(());
         }
         let client = db.get().await?;
@@ -125,6 +131,18 @@ impl Waiters {
         if !orgs.is_empty() {
             let rows = queries::orgs_by_id(&**client, &orgs).await?;
             self.orgs.resolve(rows.into_iter().map(|r| (r.id, r)));
+        }
+        if !sessions.is_empty() {
+            let rows = accounts::sessions(&**client, &sessions).await?;
+            self.sessions.resolve(rows.into_iter().map(|r| (r.id, r)));
+        }
+        if !users.is_empty() {
+            let rows = accounts::memberships_of(&**client, &users).await?;
+            let mut per_user: HashMap<Uuid, Vec<MembershipRow>> = HashMap::new();
+            for row in rows {
+                per_user.entry(row.user_id).or_default().push(row);
+            }
+            self.memberships.resolve(per_user);
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub enum Error {
     Url(String),
     #[error("running migrations failed: {0}")]
     Migration(String),
-    #[error("unknown projection {0:?}; known projections: orgs, commands")]
+    #[error("unknown projection {0:?}; known projections: orgs, commands, identity")]
     UnknownProjection(String),
     #[error("event {event_id} of type {ty} could not be decoded: {reason}")]
     Decode {

@@ -1,6 +1,7 @@
 //! Postgres: the pool, migrations, projections (versioned read-model tables fed from the
 //! log, with their offsets in the same transaction) and the queries the API serves.
 
+pub mod accounts;
 pub mod db;
 pub mod error;
 pub mod notify;

@@ -7,6 +7,7 @@
 //! swap between two batches and continues from the new version's offsets.
 
 mod commands;
+mod identity;
 mod orgs;
 
 use crate::error::{Error, Result, pg};
@@ -18,6 +19,8 @@ use tributary_log::{Envelope, Topics};
 pub enum Projection {
     Orgs,
     Commands,
+    /// Users, memberships, invitations, API keys, sessions, allowed domains.
+    Identity,
 }
 
 /// One read-model table of a projection.
@@ -25,8 +28,10 @@ pub enum Projection {
 pub struct Table {
     /// The view the API reads; versions are `<name>_v<N>`.
     pub name: &'static str,
-    /// The column that says which org a row belongs to (row-level security).
-    pub tenant_column: &'static str,
+    /// Which rows `tributary_app` (tenant reads) may see: a `USING` expression, where
+    /// `{v}` stands for the version (to name sibling tables). `None`: no row at all, for
+    /// tables only system lookups read.
+    pub policy: Option<&'static str>,
     /// `CREATE TABLE IF NOT EXISTS {table} ...`, with `{table}` for the versioned name.
     pub ddl: &'static str,
 }
@@ -41,12 +46,13 @@ impl Table {
 pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
-    pub const ALL: [Projection; 2] = [Projection::Orgs, Projection::Commands];
+    pub const ALL: [Projection; 3] = [Projection::Orgs, Projection::Commands, Projection::Identity];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Orgs => "orgs",
             Self::Commands => "commands",
+            Self::Identity => "identity",
         }
     }
 
@@ -61,6 +67,11 @@ impl Projection {
     pub fn topics(self, topics: &Topics) -> Vec<String> {
         match self {
             Self::Orgs => vec![topics.events("org")],
+            Self::Identity => vec![
+                topics.events("org"),
+                topics.events("user"),
+                topics.events("session"),
+            ],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
                     .iter()
@@ -78,14 +89,15 @@ impl Projection {
         match self {
             Self::Orgs => &[Table {
                 name: "orgs",
-                tenant_column: "id",
+                policy: Some("id = tributary_current_org()"),
                 ddl: include_str!("../sql/orgs.table.sql"),
             }],
             Self::Commands => &[Table {
                 name: "commands",
-                tenant_column: "org_id",
+                policy: Some("org_id = tributary_current_org()"),
                 ddl: include_str!("../sql/commands.table.sql"),
             }],
+            Self::Identity => identity::TABLES,
         }
     }
 
@@ -105,6 +117,7 @@ impl Projection {
         match self {
             Self::Orgs => orgs::apply(tx, &table, batch).await,
             Self::Commands => commands::apply(tx, &table, batch).await,
+            Self::Identity => identity::apply(tx, version, batch).await,
         }
     }
 }
@@ -206,16 +219,17 @@ impl Registry {
     ) -> Result<()> {
         for table in projection.tables() {
             let name = table.versioned(version);
-            let column = table.tenant_column;
-            let sql = format!(
-                "ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;
-                 GRANT SELECT ON {name} TO tributary_app;
-                 DO $$ BEGIN
-                     CREATE POLICY tenant ON {name} FOR SELECT TO tributary_app
-                         USING ({column} = tributary_current_org());
-                 EXCEPTION WHEN duplicate_object THEN NULL;
-                 END $$;"
-            );
+            let mut sql = format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;");
+            if let Some(policy) = table.policy {
+                let using = policy.replace("{v}", &version.to_string());
+                sql.push_str(&format!(
+                    "GRANT SELECT ON {name} TO tributary_app;
+                     DO $$ BEGIN
+                         CREATE POLICY tenant ON {name} FOR SELECT TO tributary_app USING ({using});
+                     EXCEPTION WHEN duplicate_object THEN NULL;
+                     END $$;"
+                ));
+            }
             client
                 .batch_execute(&sql)
                 .await
@@ -229,10 +243,14 @@ impl Registry {
     async fn secure_view(client: &impl GenericClient, projection: Projection) -> Result<()> {
         for table in projection.tables() {
             let view = table.name;
+            let grant = if table.policy.is_some() {
+                format!("GRANT SELECT ON {view} TO tributary_app;")
+            } else {
+                String::new()
+            };
             client
                 .batch_execute(&format!(
-                    "ALTER VIEW {view} SET (security_invoker = true);
-                     GRANT SELECT ON {view} TO tributary_app;"
+                    "ALTER VIEW {view} SET (security_invoker = true); {grant}"
                 ))
                 .await
                 .map_err(pg("securing the projection view"))?;
@@ -280,9 +298,13 @@ impl Registry {
         projection: Projection,
         version: i32,
     ) -> Result<()> {
-        for table in projection.tables() {
+        // Reverse order: a later table's policy may read an earlier one.
+        for table in projection.tables().iter().rev() {
             client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.versioned(version)))
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {}",
+                    table.versioned(version)
+                ))
                 .await
                 .map_err(pg("dropping a projection version's tables"))?;
         }

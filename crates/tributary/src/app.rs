@@ -163,6 +163,7 @@ pub async fn start(
             metrics,
             readiness: probe,
             max_wait_secs: settings.max_wait_secs,
+            identity: Arc::new(identity(settings)?),
             waiters: tributary_api::waiters::Waiters::start(
                 db.clone(),
                 tributary_store::notify::listen(settings.database_url.clone()),
@@ -197,4 +198,27 @@ pub async fn start(
         server,
         server_stop,
     })
+}
+
+/// Access-token keys from the settings, or a random key for this process (with a
+/// warning: tokens then neither survive a restart nor verify on another API process).
+fn identity(settings: &Settings) -> anyhow::Result<tributary_api::auth::Identity> {
+    let audience = format!("{}-api", settings.jwt_issuer);
+    let keys = match settings.jwt_keys.as_deref() {
+        Some(spec) => {
+            tributary_auth::jwt::KeyRing::from_spec(spec, &settings.jwt_issuer, &audience)
+                .context("TRIBUTARY_JWT_KEYS is not valid")?
+        }
+        None => {
+            tracing::warn!(
+                "TRIBUTARY_JWT_KEYS is not set: signing access tokens with a random key for this process only; set it for more than one API process"
+            );
+            tributary_auth::jwt::KeyRing::generate(&settings.jwt_issuer, &audience)
+        }
+    };
+    Ok(tributary_api::auth::Identity::new(
+        keys,
+        std::time::Duration::from_secs(settings.access_ttl_secs),
+        std::time::Duration::from_secs(settings.refresh_ttl_secs),
+    ))
 }

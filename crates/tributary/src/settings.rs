@@ -81,7 +81,12 @@ pub struct Settings {
     /// (after the access-token lifetime). Unset: a random key per process, fine for a
     /// demo on one machine, wrong for several API processes (tokens would not verify
     /// across them) and every restart logs everyone out.
-    #[arg(long, env = "TRIBUTARY_JWT_KEYS", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TRIBUTARY_JWT_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
     pub jwt_keys: Option<String>,
     /// The `iss` and `aud` of access tokens.
     #[arg(
