@@ -1,5 +1,6 @@
 //! The HTTP API: a thin command gateway plus queries over the read models.
 
+pub mod account;
 pub mod auth;
 pub mod commands;
 pub mod gateway;
@@ -20,7 +21,7 @@ use utoipa_axum::routes;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
-    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"))
+    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"))
 )]
 struct ApiDoc;
 
@@ -30,6 +31,12 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orgs::create_org, orgs::list_orgs))
         .routes(routes!(orgs::get_org, orgs::update_org, orgs::delete_org))
         .routes(routes!(commands::get_command))
+        .routes(routes!(account::signup))
+        .routes(routes!(account::login))
+        .routes(routes!(account::refresh))
+        .routes(routes!(account::switch_org))
+        .routes(routes!(account::logout))
+        .routes(routes!(account::me))
         .split_for_parts()
 }
 

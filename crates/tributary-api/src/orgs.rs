@@ -70,7 +70,7 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-fn invalid(rejection: tributary_domain::Rejection) -> ApiError {
+pub(crate) fn invalid(rejection: tributary_domain::Rejection) -> ApiError {
     ApiError::Invalid {
         detail: rejection.reason,
     }
@@ -83,7 +83,7 @@ fn org_id(id: &str) -> ApiResult<OrgId> {
 }
 
 /// 202 pointing at the command, when the client did not wait or the wait ran out.
-fn accepted(id: CommandId) -> Response {
+pub(crate) fn accepted(id: CommandId) -> Response {
     let location = format!("/api/v1/commands/{id}");
     let mut response = (
         StatusCode::ACCEPTED,

@@ -182,6 +182,7 @@ pub async fn start(
         server_stop = Some(tx);
         let app = tributary_api::router(state);
         server = Some(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = rx.await;
             });
