@@ -92,7 +92,11 @@ pub fn leave_group<C: rdkafka::consumer::ConsumerContext>(
 /// How every Tributary client reports librdkafka's global errors. A partition's end,
 /// which we ask to be told about, is not an error worth a log line.
 pub fn report_client_error(error: rdkafka::error::KafkaError, reason: &str) {
-    if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    if matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    ) {
         tracing::trace!(reason, "end of partition");
     } else {
         tracing::error!(error = %error, reason, "Kafka client error");
