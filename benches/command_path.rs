@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let concurrency = knob("BENCH_CONCURRENCY", 64);
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
-    let http = Http::new(&app);
+    let (http, _) = Http::signed_up(&app, "bench@example.com", "bench-home").await?;
     let bodies: Vec<serde_json::Value> = (0..n)
         .map(|i| serde_json::json!({ "slug": format!("bench-{i}"), "name": format!("Bench {i}") }))
         .collect();

@@ -224,7 +224,7 @@ pub async fn signup(
 }
 
 /// Waits until the user's membership in `org` is in the read model.
-async fn membership_in(
+pub(crate) async fn membership_in(
     state: &AppState,
     user: Uuid,
     org: Uuid,

@@ -221,14 +221,46 @@ impl<S: Send + Sync, R: MinRole> FromRequestParts<S> for Authorized<R> {
     }
 }
 
-/// The org in a path must be the caller's own; any other answers 404, exactly like an
-/// org that does not exist.
-pub fn same_org(member: &Member, org: Uuid) -> Result<(), ApiError> {
-    if member.org == org {
-        Ok(())
+/// The caller acting in the org a path names: the token's own org, or — for a person —
+/// any org they are an active member of, with their role there. Not a member: 404,
+/// exactly like an org that does not exist. A member below `need`: 403.
+pub async fn act_in(
+    state: &AppState,
+    caller: Caller,
+    org: Uuid,
+    need: Role,
+) -> Result<Member, ApiError> {
+    let not_found = || ApiError::NotFound {
+        what: format!("organization {org}"),
+    };
+    let Caller::Member(member) = caller else {
+        return Err(ApiError::Unauthenticated(
+            "sign in, or send an API key, as `Authorization: Bearer <token>`".into(),
+        ));
+    };
+    let member = if member.org == org {
+        member
     } else {
-        Err(ApiError::NotFound {
-            what: format!("organization {org}"),
-        })
+        let Actor::User(user) = member.actor else {
+            return Err(not_found());
+        };
+        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+        let membership = accounts::membership(&**client, org, user)
+            .await?
+            .filter(|m| m.active)
+            .ok_or_else(not_found)?;
+        Member {
+            org,
+            role: membership.role,
+            actor: member.actor,
+        }
+    };
+    if member.role.at_least(need) {
+        Ok(member)
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this needs the {need} role in the organization; you are {}",
+            member.role
+        )))
     }
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/commands/{id}`: what became of a command.
 
-use crate::auth::Caller;
+use crate::auth::{AnyRole, Authorized};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -54,15 +54,18 @@ pub struct CommandStatus {
 )]
 pub async fn get_command(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Authorized<AnyRole>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CommandStatus>> {
     let not_found = || ApiError::NotFound {
         what: format!("command {id} (if you just sent it, retry in a moment)"),
     };
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-    let row = queries::command(&**client, uuid)
+    // Row-level security: another org's command is as unknown as a missing one.
+    let row = state
+        .read_as(&caller.member(), async |tx| {
+            queries::command(tx, uuid).await
+        })
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(CommandStatus {

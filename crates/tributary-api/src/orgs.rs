@@ -1,6 +1,6 @@
 //! `/api/v1/orgs`: commands through the gateway, reads from the `orgs` read model.
 
-use crate::auth::Caller;
+use crate::auth::{Actor, AnyRole, Authorized, Caller, Member, act_in};
 use crate::commands::CommandAccepted;
 use crate::gateway::{self, Command};
 use crate::problem::{ApiError, ApiResult, Problem};
@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tributary_domain::Role;
 use tributary_domain::org::{self, validate_name, validate_slug};
 use tributary_domain::{CommandId, OrgId, slug};
 use tributary_store::queries::{self, OrgRow};
@@ -178,22 +179,54 @@ async fn respond(
 )]
 pub async fn create_org(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<AnyRole>,
     headers: HeaderMap,
     Json(body): Json<CreateOrg>,
 ) -> ApiResult<Response> {
+    let member = caller.member();
+    let Actor::User(user) = member.actor else {
+        return Err(ApiError::Forbidden(
+            "API keys cannot create organizations; a signed-in user can".into(),
+        ));
+    };
     validate_slug(&body.slug).map_err(invalid)?;
     validate_name(&body.name).map_err(invalid)?;
+    let email = {
+        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+        tributary_store::accounts::user_email(&**client, user).await?
+    }
+    .ok_or_else(|| {
+        ApiError::Unauthenticated("your account is not known here; sign in again".into())
+    })?;
     let org_id = OrgId::new();
     let command = Command {
         aggregate: "slug",
         key: &body.slug,
         ty: slug::CREATE_ORG,
         org_id: Some(org_id),
-        data: serde_json::json!({ "org_id": org_id, "slug": body.slug, "name": body.name }),
+        data: serde_json::json!({
+            "org_id": org_id, "slug": body.slug, "name": body.name,
+            "admin": { "user_id": user, "email": email },
+        }),
     };
-    let id = gateway::send(&state, &caller, command, gateway::correlation(&headers)).await?;
-    respond(&state, &headers, id, true).await
+    let id = gateway::send(
+        &state,
+        &Caller::Member(member),
+        command,
+        gateway::correlation(&headers),
+    )
+    .await?;
+    let started = std::time::Instant::now();
+    let response = respond(&state, &headers, id, true).await?;
+    // Read-your-writes for the creator too: their admin membership (another read
+    // model) is in place before they use it.
+    if response.status() == StatusCode::CREATED
+        && let Some(wait) = gateway::preferred_wait(&headers, state.max_wait_secs)
+    {
+        let left = wait.saturating_sub(started.elapsed());
+        crate::account::membership_in(&state, user, org_id.0, left).await?;
+    }
+    Ok(response)
 }
 
 /// Rename an organization.
@@ -216,6 +249,7 @@ pub async fn update_org(
     Json(body): Json<UpdateOrg>,
 ) -> ApiResult<Response> {
     let org_id = org_id(&id)?;
+    let caller = Caller::Member(act_in(&state, caller, org_id.0, Role::Admin).await?);
     validate_name(&body.name).map_err(invalid)?;
     let data = serde_json::json!({ "org_id": org_id, "name": body.name });
     org_command(&state, &caller, &headers, org_id, org::RENAME, data).await
@@ -259,6 +293,7 @@ pub async fn delete_org(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let org_id = org_id(&id)?;
+    let caller = Caller::Member(act_in(&state, caller, org_id.0, Role::Admin).await?);
     let data = serde_json::json!({ "org_id": org_id });
     org_command(&state, &caller, &headers, org_id, org::DELETE, data).await
 }
@@ -274,12 +309,13 @@ pub async fn delete_org(
 )]
 pub async fn get_org(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Org>> {
     let org_id = org_id(&id)?;
-    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-    queries::org(&**client, org_id.0)
+    let member = act_in(&state, caller, org_id.0, Role::Member).await?;
+    state
+        .read_as(&member, async |tx| queries::org(tx, org_id.0).await)
         .await?
         .filter(|r| r.deleted_at.is_none())
         .map(|r| Json(Org::from(r)))
@@ -305,9 +341,10 @@ fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
 )]
 pub async fn list_orgs(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Authorized<AnyRole>,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<OrgPage>> {
+    let member = caller.member();
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::Invalid {
@@ -320,8 +357,9 @@ pub async fn list_orgs(
             detail: "cursor is not one this API issued; start again without it".into(),
         })?),
     };
+    let ids = visible_orgs(&state, &member).await?;
     let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-    let mut rows = queries::orgs(&**client, after, limit + 1).await?;
+    let mut rows = queries::orgs(&**client, &ids, after, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
@@ -333,4 +371,20 @@ pub async fn list_orgs(
         items: rows.into_iter().map(Org::from).collect(),
         next_cursor,
     }))
+}
+
+/// The orgs a caller may see listed: a person's active memberships, a key's own org.
+async fn visible_orgs(state: &AppState, member: &Member) -> ApiResult<Vec<Uuid>> {
+    let Actor::User(user) = member.actor else {
+        return Ok(vec![member.org]);
+    };
+    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+    Ok(
+        tributary_store::accounts::memberships_of(&**client, &[user])
+            .await?
+            .into_iter()
+            .filter(|m| m.active)
+            .map(|m| m.org_id)
+            .collect(),
+    )
 }

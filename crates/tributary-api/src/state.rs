@@ -21,3 +21,25 @@ pub struct AppState {
     /// The longest `Prefer: wait` honoured, in seconds.
     pub max_wait_secs: u64,
 }
+
+impl AppState {
+    /// Runs `read` in a tenant transaction: row-level security shows only the member's
+    /// org (and, for a person, their own memberships).
+    pub async fn read_as<T>(
+        &self,
+        member: &crate::auth::Member,
+        read: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> tributary_store::Result<T>,
+    ) -> crate::problem::ApiResult<T> {
+        let mut client = self.db.get().await.map_err(tributary_store::Error::from)?;
+        let tx = tributary_store::tenant::begin(&mut client, member.scope()).await?;
+        let value = read(&tx).await?;
+        // Read-only: ending it either way is the same; commit is the cheaper message.
+        tx.commit()
+            .await
+            .map_err(|source| tributary_store::Error::Postgres {
+                action: "ending a tenant transaction",
+                source,
+            })?;
+        Ok(value)
+    }
+}

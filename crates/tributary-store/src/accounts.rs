@@ -222,3 +222,12 @@ pub async fn invitation_org(client: &impl GenericClient, invitation: Uuid) -> Re
         .map_err(pg("looking up an invitation"))?;
     Ok(row.map(|r| r.get(0)))
 }
+
+/// A user's normalized email.
+pub async fn user_email(client: &impl GenericClient, user: Uuid) -> Result<Option<String>> {
+    let row = client
+        .query_opt("SELECT email FROM users WHERE id = $1", &[&user])
+        .await
+        .map_err(pg("reading a user"))?;
+    Ok(row.map(|r| r.get(0)))
+}

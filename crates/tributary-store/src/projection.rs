@@ -46,7 +46,8 @@ impl Table {
 pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
-    pub const ALL: [Projection; 3] = [Projection::Orgs, Projection::Commands, Projection::Identity];
+    /// Identity first: the other projections' policies read its `members` view.
+    pub const ALL: [Projection; 3] = [Projection::Identity, Projection::Orgs, Projection::Commands];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -89,12 +90,18 @@ impl Projection {
         match self {
             Self::Orgs => &[Table {
                 name: "orgs",
-                policy: Some("id = tributary_current_org()"),
+                policy: Some(
+                    "id = tributary_current_org() OR id IN (SELECT org_id FROM members \
+                     WHERE user_id = tributary_current_user() AND active)",
+                ),
                 ddl: include_str!("../sql/orgs.table.sql"),
             }],
             Self::Commands => &[Table {
                 name: "commands",
-                policy: Some("org_id = tributary_current_org()"),
+                policy: Some(
+                    "org_id = tributary_current_org() OR org_id IN (SELECT org_id FROM members \
+                     WHERE user_id = tributary_current_user() AND active)",
+                ),
                 ddl: include_str!("../sql/commands.table.sql"),
             }],
             Self::Identity => identity::TABLES,
@@ -225,6 +232,7 @@ impl Registry {
                 sql.push_str(&format!(
                     "GRANT SELECT ON {name} TO tributary_app;
                      DO $$ BEGIN
+                         DROP POLICY IF EXISTS tenant ON {name};
                          CREATE POLICY tenant ON {name} FOR SELECT TO tributary_app USING ({using});
                      EXCEPTION WHEN duplicate_object THEN NULL;
                      END $$;"

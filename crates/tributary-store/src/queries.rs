@@ -54,30 +54,23 @@ pub async fn orgs_by_id(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec
     Ok(rows.into_iter().map(OrgRow::from).collect())
 }
 
-/// Live orgs in creation order, after the keyset cursor `(created_at, id)`.
+/// Live orgs among `ids`, in creation order, after the keyset cursor `(created_at, id)`.
 pub async fn orgs(
     client: &impl GenericClient,
+    ids: &[Uuid],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OrgRow>> {
-    let rows =
-        match after {
-            None => client
-                .query(
-                    "SELECT id, slug, name, created_at, updated_at, deleted_at, version FROM orgs
-                     WHERE deleted_at IS NULL ORDER BY created_at, id LIMIT $1",
-                    &[&limit],
-                )
-                .await,
-            Some((created_at, id)) => client
-                .query(
-                    "SELECT id, slug, name, created_at, updated_at, deleted_at, version FROM orgs
-                     WHERE deleted_at IS NULL AND (created_at, id) > ($1, $2)
-                     ORDER BY created_at, id LIMIT $3",
-                    &[&created_at, &id, &limit],
-                )
-                .await,
-        }
+    let (time, id) = after.unzip();
+    let rows = client
+        .query(
+            "SELECT id, slug, name, created_at, updated_at, deleted_at, version FROM orgs
+             WHERE deleted_at IS NULL AND id = ANY($1)
+               AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+             ORDER BY created_at, id LIMIT $4",
+            &[&ids, &time, &id, &limit],
+        )
+        .await
         .map_err(pg("listing orgs"))?;
     Ok(rows.into_iter().map(OrgRow::from).collect())
 }

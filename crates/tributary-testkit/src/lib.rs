@@ -273,6 +273,50 @@ impl Http {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// Signs up a user who founds org `slug`; returns a client that sends the user's
+    /// access token with every request, and the sign-up answer (tokens, org id).
+    pub async fn signed_up(
+        running: &Running,
+        email: &str,
+        slug: &str,
+    ) -> anyhow::Result<(Self, serde_json::Value)> {
+        let anonymous = Self::new(running);
+        let response = anonymous
+            .client
+            .post(anonymous.url("/api/v1/auth/signup"))
+            .json(&serde_json::json!({
+                "email": email,
+                "password": "a long test passphrase 123",
+                "name": "Test User",
+                "org": { "slug": slug, "name": format!("Org {slug}") },
+            }))
+            .send()
+            .await?;
+        let status = response.status();
+        let session: serde_json::Value = response.json().await?;
+        anyhow::ensure!(
+            status == reqwest::StatusCode::CREATED,
+            "sign-up failed: {status} {session}"
+        );
+        let token = session["access_token"].as_str().unwrap_or_default();
+        Ok((anonymous.with_token(token)?, session))
+    }
+
+    /// The same server, sending `Authorization: Bearer <token>` on every request.
+    pub fn with_token(&self, token: &str) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+        Ok(Self {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()?,
+        })
+    }
 }
 
 impl TestEnv {

@@ -19,14 +19,15 @@ async fn create(http: &Http, slug: &str, name: &str) -> reqwest::Response {
 async fn org_lifecycle_with_read_your_writes() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
-    let http = Http::new(&app);
+    let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
 
     let created = create(&http, "acme", "Acme").await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let location = created.headers()["location"].to_str()?.to_owned();
     let org: Value = created.json().await?;
     assert_eq!(org["slug"], "acme");
-    assert_eq!(org["version"], 1);
+    // Created, and its creator added as admin: two events.
+    assert_eq!(org["version"], 2);
     assert_eq!(
         location,
         format!("/api/v1/orgs/{}", org["id"].as_str().unwrap())
@@ -61,7 +62,7 @@ async fn org_lifecycle_with_read_your_writes() -> anyhow::Result<()> {
     assert_eq!(renamed.status(), StatusCode::OK);
     let renamed: Value = renamed.json().await?;
     assert_eq!(renamed["name"], "Acme Inc");
-    assert_eq!(renamed["version"], 2);
+    assert_eq!(renamed["version"], 3);
 
     let deleted = http
         .client
@@ -97,7 +98,7 @@ async fn org_lifecycle_with_read_your_writes() -> anyhow::Result<()> {
 async fn invalid_input_is_422_before_anything_is_sent() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
-    let http = Http::new(&app);
+    let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     for (slug, name) in [("Not A Slug", "x"), ("ok-slug", "   "), ("-bad", "x")] {
         let response = create(&http, slug, name).await;
         assert_eq!(
@@ -141,7 +142,7 @@ async fn invalid_input_is_422_before_anything_is_sent() -> anyhow::Result<()> {
 async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
-    let http = Http::new(&app);
+    let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let mut locations = Vec::new();
     for i in 0..5 {
         let response = http
@@ -167,29 +168,31 @@ async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()
         assert_eq!(status["status"], "accepted", "{status}");
         assert_eq!(status["aggregate"], "org");
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("/api/v1/orgs?limit=2&cursor={c}"),
-            None => "/api/v1/orgs?limit=2".to_owned(),
-        };
-        let page: Value = env
-            .eventually(20, "all orgs projected", || async {
+    // Memberships are another read model: page through until all six are listed.
+    let mut seen: Vec<String> = env
+        .eventually(20, "all orgs listed", || async {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let url = match &cursor {
+                    Some(c) => format!("/api/v1/orgs?limit=2&cursor={c}"),
+                    None => "/api/v1/orgs?limit=2".to_owned(),
+                };
                 let page: Value = http.client.get(http.url(&url)).send().await?.json().await?;
-                Ok(Some(page))
-            })
-            .await?;
-        for item in page["items"].as_array().unwrap() {
-            seen.push(item["slug"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+                for item in page["items"].as_array().into_iter().flatten() {
+                    seen.push(item["slug"].as_str().unwrap_or_default().to_owned());
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            Ok((seen.len() >= 6).then_some(seen))
+        })
+        .await?;
     seen.sort();
-    assert_eq!(seen, ["org-0", "org-1", "org-2", "org-3", "org-4"]);
+    // The caller's own orgs: the one it signed up with and the five it created.
+    assert_eq!(seen, ["home", "org-0", "org-1", "org-2", "org-3", "org-4"]);
 
     let doc: Value = http
         .client
@@ -230,7 +233,7 @@ async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()
 async fn projector_batches_are_announced_to_listeners() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
-    let http = Http::new(&app);
+    let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let mut notices = tributary_store::notify::listen(env.settings.database_url.clone());
     let within = std::time::Duration::from_secs(10);
     // The first change says the listener has subscribed.
@@ -243,5 +246,73 @@ async fn projector_batches_are_announced_to_listeners() -> anyhow::Result<()> {
         .await
         .map_err(|_| anyhow::anyhow!("no projection notice within {within:?}"))??;
     assert_eq!(org.await?, StatusCode::CREATED);
+    Ok(())
+}
+
+/// Another org's id answers exactly like an unknown one; anonymous callers get 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orgs_are_private_to_their_members() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let (owner, home) = Http::signed_up(&app, "owner@example.com", "home").await?;
+    let (stranger, _) = Http::signed_up(&app, "stranger@example.com", "elsewhere").await?;
+    let home = home["org_id"].as_str().unwrap().to_owned();
+    let unknown = uuid::Uuid::now_v7().to_string();
+
+    let own = owner
+        .client
+        .get(owner.url(&format!("/api/v1/orgs/{home}")))
+        .send()
+        .await?;
+    assert_eq!(own.status(), StatusCode::OK);
+    for id in [&home, &unknown] {
+        let path = format!("/api/v1/orgs/{id}");
+        let get = stranger.client.get(stranger.url(&path)).send().await?;
+        let patch = stranger
+            .client
+            .patch(stranger.url(&path))
+            .header("prefer", "wait=5")
+            .json(&json!({ "name": "Taken over" }))
+            .send()
+            .await?;
+        let delete = stranger.client.delete(stranger.url(&path)).send().await?;
+        for response in [get, patch, delete] {
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id}");
+            let problem: Value = response.json().await?;
+            assert_eq!(problem["type"], "https://tributary.dev/problems/not_found");
+        }
+    }
+    let listed: Value = stranger
+        .client
+        .get(stranger.url("/api/v1/orgs"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let slugs: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["elsewhere"]);
+    let anonymous = Http::new(&app);
+    let response = anonymous
+        .client
+        .get(anonymous.url(&format!("/api/v1/orgs/{home}")))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+    // The owner's org is untouched.
+    let own: Value = owner
+        .client
+        .get(owner.url(&format!("/api/v1/orgs/{home}")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(own["name"], "Org home");
+    app.shutdown().await;
     Ok(())
 }

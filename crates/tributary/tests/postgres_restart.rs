@@ -15,7 +15,7 @@ const PER_WAVE: usize = 500;
 async fn projectors_resume_without_loss_after_postgres_restarts_under_load() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let app = env.start(Roles::ALL).await?;
-    let http = Http::new(&app);
+    let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let pg = env.pg().await?;
 
     // Commands keep arriving on Kafka (the processor needs no database) while the

@@ -14,6 +14,18 @@ pub struct RegisterOrg {
     /// Present when the org is created by a sign-up: its first admin.
     #[serde(default)]
     pub founder: Option<Founder>,
+    /// Present when a signed-in user creates the org: its first admin, an existing
+    /// user (nothing to register, nothing to give back on refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<ExistingUser>,
+}
+
+/// A registered user named by a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExistingUser {
+    pub user_id: UserId,
+    pub email: String,
 }
 
 /// The user who signs up by creating an org.

@@ -56,6 +56,17 @@ pub(super) fn register(
             slug: c.slug.clone(),
             name: c.name.trim().to_owned(),
         })];
+        if let (None, Some(admin)) = (&c.founder, &c.admin) {
+            require_normalized(&admin.email)?;
+            events.push(OrgEvent::MemberAdded(MemberAdded {
+                org_id: c.org_id,
+                user_id: admin.user_id,
+                email: admin.email.clone(),
+                role: Role::Admin,
+                via: JoinedVia::Founder,
+                invitation_id: None,
+            }));
+        }
         let Some(founder) = &c.founder else {
             return Ok(Decision::done(events));
         };

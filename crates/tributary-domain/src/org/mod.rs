@@ -12,9 +12,9 @@ mod tests;
 mod validate;
 
 pub use command::{
-    AcceptInvitation, ChangeRole, CreateApiKey, DeleteOrg, Founder, Invite, JoinByDomain,
-    MemberCommand, OrgCommand, RegisterOrg, RenameOrg, RevokeApiKey, RevokeInvitation,
-    SetAllowedDomains,
+    AcceptInvitation, ChangeRole, CreateApiKey, DeleteOrg, ExistingUser, Founder, Invite,
+    JoinByDomain, MemberCommand, OrgCommand, RegisterOrg, RenameOrg, RevokeApiKey,
+    RevokeInvitation, SetAllowedDomains,
 };
 pub use event::{
     AllowedDomainsSet, ApiKeyCreated, ApiKeyRevoked, InvitationAccepted, InvitationCreated,

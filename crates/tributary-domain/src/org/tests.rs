@@ -26,6 +26,7 @@ fn register_creates_a_new_org_with_a_trimmed_name() {
         slug: "acme".into(),
         name: "  Acme  ".into(),
         founder: None,
+        admin: None,
     });
     let decision = Org::decide(None, &cmd).unwrap();
     assert_eq!(decision.events, vec![created(id)]);
@@ -41,6 +42,7 @@ fn register_of_an_existing_id_is_a_conflict_that_gives_the_new_slug_back() {
         slug: "other".into(),
         name: "Other".into(),
         founder: None,
+        admin: None,
     });
     let rejection = Org::decide(state.as_ref(), &cmd).unwrap_err();
     assert_eq!(rejection.code, RejectionCode::Conflict);
@@ -188,4 +190,30 @@ fn actor(user: UserId) -> String {
 
 fn new_user() -> Value {
     json!({ "name": "Bob", "password_hash": PASSWORD_HASH })
+}
+
+#[test]
+fn a_signed_in_user_creating_an_org_becomes_its_admin_and_the_command_completes() {
+    let id = OrgId::new();
+    let user = crate::UserId::new();
+    let cmd = OrgCommand::Register(RegisterOrg {
+        org_id: id,
+        slug: "acme".into(),
+        name: "Acme".into(),
+        founder: None,
+        admin: Some(crate::org::ExistingUser {
+            user_id: user,
+            email: "ada@example.com".into(),
+        }),
+    });
+    let decision = Org::decide(None, &cmd).unwrap();
+    assert!(decision.completes, "nothing to register: the user exists");
+    assert!(decision.follow_ups.is_empty());
+    assert_eq!(decision.events.len(), 2);
+    let state = Org::evolve(
+        Org::evolve(None, &decision.events[0]).into(),
+        &decision.events[1],
+    );
+    assert_eq!(state.active_admins(), 1);
+    assert!(state.members.contains_key(&user));
 }

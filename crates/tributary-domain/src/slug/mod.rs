@@ -7,7 +7,7 @@ mod tests;
 use crate::aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode, parse_data};
 use crate::email;
 use crate::ids::OrgId;
-use crate::org::{self, Founder, validate_name, validate_slug};
+use crate::org::{self, ExistingUser, Founder, validate_name, validate_slug};
 use serde::{Deserialize, Serialize};
 
 /// Public command: create an organization. Produced to `<prefix>.slug.commands` keyed by
@@ -34,6 +34,9 @@ pub struct CreateOrg {
     /// Present when a sign-up creates the org (handed on by the email reservation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub founder: Option<Founder>,
+    /// Present when a signed-in user creates the org.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<ExistingUser>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +153,10 @@ fn create_org(holder: Option<OrgId>, c: &CreateOrg) -> Result<Decision<SlugEvent
     let mut data = serde_json::json!({ "org_id": c.org_id, "slug": c.slug, "name": c.name });
     if let Some(founder) = &c.founder {
         data["founder"] = serde_json::to_value(founder)
+            .map_err(|e| Rejection::new(RejectionCode::Invalid, e.to_string()))?;
+    }
+    if let Some(admin) = &c.admin {
+        data["admin"] = serde_json::to_value(admin)
             .map_err(|e| Rejection::new(RejectionCode::Invalid, e.to_string()))?;
     }
     let register = FollowUp {

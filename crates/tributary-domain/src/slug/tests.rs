@@ -7,6 +7,7 @@ fn create(org_id: OrgId, slug: &str) -> SlugCommand {
         slug: slug.into(),
         name: "Acme".into(),
         founder: None,
+        admin: None,
     })
 }
 

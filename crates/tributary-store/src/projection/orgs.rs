@@ -25,7 +25,8 @@ struct Full {
 struct Patch {
     name: Option<String>,
     deleted_at: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
+    /// `None` for a version-only change (an org event this model does not show).
+    updated_at: Option<DateTime<Utc>>,
     version: i64,
 }
 
@@ -45,6 +46,26 @@ pub(super) async fn apply(
     let mut applied = 0;
     for (_, env) in batch {
         if ![CREATED, RENAMED, DELETED].contains(&env.ty.as_str()) {
+            // Members, invitations, keys: the identity model shows them. The org's
+            // version still moves, so a wait for the org at that version ends.
+            let id = env.subject.as_deref().and_then(|s| s.parse::<Uuid>().ok());
+            if let (Some(id), Some(version)) = (id, env.agg_version) {
+                let version = version as i64;
+                match changes.get_mut(&id) {
+                    Some(Change::Full(f)) => f.version = f.version.max(version),
+                    Some(Change::Patch(p)) => p.version = p.version.max(version),
+                    None => {
+                        order.push(id);
+                        let bump = Patch {
+                            name: None,
+                            deleted_at: None,
+                            updated_at: None,
+                            version,
+                        };
+                        changes.insert(id, Change::Patch(bump));
+                    }
+                }
+            }
             continue;
         }
         let event = OrgEvent::decode(&env.ty, &env.data).map_err(|e| decode_error(env, e))?;
@@ -77,7 +98,7 @@ pub(super) async fn apply(
             }
             (OrgEvent::Renamed(e), Some(Change::Patch(p))) => {
                 p.name = Some(e.name);
-                p.updated_at = time;
+                p.updated_at = Some(time);
                 p.version = version;
             }
             (OrgEvent::Deleted(_), Some(Change::Full(f))) => {
@@ -87,7 +108,7 @@ pub(super) async fn apply(
             }
             (OrgEvent::Deleted(_), Some(Change::Patch(p))) => {
                 p.deleted_at = Some(time);
-                p.updated_at = time;
+                p.updated_at = Some(time);
                 p.version = version;
             }
             (event, None) => {
@@ -101,7 +122,7 @@ pub(super) async fn apply(
                     Change::Patch(Patch {
                         name,
                         deleted_at,
-                        updated_at: time,
+                        updated_at: Some(time),
                         version,
                     }),
                 );
@@ -182,7 +203,7 @@ struct PatchColumns {
     ids: Vec<Uuid>,
     names: Vec<Option<String>>,
     deleted: Vec<Option<DateTime<Utc>>>,
-    updated: Vec<DateTime<Utc>>,
+    updated: Vec<Option<DateTime<Utc>>>,
     versions: Vec<i64>,
 }
 
