@@ -4,6 +4,7 @@ pub mod account;
 pub mod auth;
 pub mod commands;
 pub mod gateway;
+pub mod members;
 pub mod ops;
 pub mod orgs;
 pub mod problem;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
-    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"))
+    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"))
 )]
 struct ApiDoc;
 
@@ -37,6 +38,16 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(account::switch_org))
         .routes(routes!(account::logout))
         .routes(routes!(account::me))
+        .routes(routes!(members::list_members))
+        .routes(routes!(members::change_role))
+        .routes(routes!(members::deactivate))
+        .routes(routes!(members::reactivate))
+        .routes(routes!(members::remove))
+        .routes(routes!(members::invite, members::list_invitations))
+        .routes(routes!(members::accept))
+        .routes(routes!(members::set_allowed_domains))
+        .routes(routes!(members::create_api_key, members::list_api_keys))
+        .routes(routes!(members::revoke_api_key))
         .split_for_parts()
 }
 

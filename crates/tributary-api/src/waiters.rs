@@ -92,6 +92,8 @@ pub struct Waiters {
     pub sessions: Awaiting<SessionRow>,
     /// Keyed by user: a user's memberships, all of them.
     pub memberships: Awaiting<Vec<MembershipRow>>,
+    /// Keyed by org: the org version the identity read model has applied.
+    pub identity: Awaiting<i64>,
 }
 
 impl Waiters {
@@ -120,7 +122,13 @@ impl Waiters {
         let orgs = self.orgs.ids();
         let sessions = self.sessions.ids();
         let users = self.memberships.ids();
-        if commands.is_empty() && orgs.is_empty() && sessions.is_empty() && users.is_empty() {
+        let identity = self.identity.ids();
+        if commands.is_empty()
+            && orgs.is_empty()
+            && sessions.is_empty()
+            && users.is_empty()
+            && identity.is_empty()
+        {
             return Ok(());
         }
         let client = db.get().await?;
@@ -143,6 +151,10 @@ impl Waiters {
                 per_user.entry(row.user_id).or_default().push(row);
             }
             self.memberships.resolve(per_user);
+        }
+        if !identity.is_empty() {
+            let rows = accounts::org_versions(&**client, &identity).await?;
+            self.identity.resolve(rows);
         }
         Ok(())
     }

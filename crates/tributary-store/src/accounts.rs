@@ -231,3 +231,128 @@ pub async fn user_email(client: &impl GenericClient, user: Uuid) -> Result<Optio
         .map_err(pg("reading a user"))?;
     Ok(row.map(|r| r.get(0)))
 }
+
+/// How far the identity read model has applied each of these orgs' events.
+pub async fn org_versions(client: &impl GenericClient, orgs: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+    let rows = client
+        .query(
+            "SELECT org_id, version FROM org_versions WHERE org_id = ANY($1)",
+            &[&orgs],
+        )
+        .await
+        .map_err(pg("reading identity versions"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Tenant reads for the org administration pages. Run them inside
+/// [`crate::tenant::begin`]: row-level security limits them to the caller's org.
+pub mod tenant_reads {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct MemberView {
+        pub user_id: Uuid,
+        pub email: String,
+        pub name: Option<String>,
+        pub role: Role,
+        pub active: bool,
+        pub via: String,
+        pub joined_at: DateTime<Utc>,
+    }
+
+    pub async fn members(client: &impl GenericClient, org: Uuid) -> Result<Vec<MemberView>> {
+        let rows = client
+            .query(
+                "SELECT m.user_id, m.email, u.name, m.role, m.active, m.via, m.joined_at
+                 FROM members m LEFT JOIN users u ON u.id = m.user_id
+                 WHERE m.org_id = $1 ORDER BY m.joined_at, m.user_id",
+                &[&org],
+            )
+            .await
+            .map_err(pg("listing members"))?;
+        Ok(rows
+            .iter()
+            .map(|r| MemberView {
+                user_id: r.get(0),
+                email: r.get(1),
+                name: r.get(2),
+                role: role(r.get(3)),
+                active: r.get(4),
+                via: r.get(5),
+                joined_at: r.get(6),
+            })
+            .collect())
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct InvitationView {
+        pub id: Uuid,
+        pub email: String,
+        pub role: Role,
+        pub status: String,
+        pub expires_at: DateTime<Utc>,
+        pub created_at: DateTime<Utc>,
+    }
+
+    pub async fn invitations(
+        client: &impl GenericClient,
+        org: Uuid,
+    ) -> Result<Vec<InvitationView>> {
+        let rows = client
+            .query(
+                "SELECT id, email, role, status, expires_at, created_at FROM invitations
+                 WHERE org_id = $1 ORDER BY created_at, id",
+                &[&org],
+            )
+            .await
+            .map_err(pg("listing invitations"))?;
+        Ok(rows
+            .iter()
+            .map(|r| InvitationView {
+                id: r.get(0),
+                email: r.get(1),
+                role: role(r.get(2)),
+                status: r.get(3),
+                expires_at: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ApiKeyView {
+        pub id: Uuid,
+        pub name: String,
+        pub role: Role,
+        pub prefix: String,
+        pub expires_at: Option<DateTime<Utc>>,
+        pub revoked_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+        pub last_used_at: Option<DateTime<Utc>>,
+    }
+
+    pub async fn api_keys(client: &impl GenericClient, org: Uuid) -> Result<Vec<ApiKeyView>> {
+        let rows = client
+            .query(
+                "SELECT k.id, k.name, k.role, k.prefix, k.expires_at, k.revoked_at, k.created_at, u.last_used_at
+                 FROM api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.id
+                 WHERE k.org_id = $1 ORDER BY k.created_at, k.id",
+                &[&org],
+            )
+            .await
+            .map_err(pg("listing API keys"))?;
+        Ok(rows
+            .iter()
+            .map(|r| ApiKeyView {
+                id: r.get(0),
+                name: r.get(1),
+                role: role(r.get(2)),
+                prefix: r.get(3),
+                expires_at: r.get(4),
+                revoked_at: r.get(5),
+                created_at: r.get(6),
+                last_used_at: r.get(7),
+            })
+            .collect())
+    }
+}

@@ -56,6 +56,11 @@ pub(super) const TABLES: &[Table] = &[
         ddl: include_str!("../../sql/identity/session_tokens.sql"),
     },
     Table {
+        name: "org_versions",
+        policy: None,
+        ddl: include_str!("../../sql/identity/org_versions.sql"),
+    },
+    Table {
         name: "org_domains",
         policy: Some("org_id = tributary_current_org()"),
         ddl: include_str!("../../sql/identity/org_domains.sql"),
@@ -72,6 +77,17 @@ pub(super) async fn apply(
     for (_, env) in batch {
         let at = env.time.unwrap_or_else(Utc::now);
         let done = if env.ty.starts_with("tributary.org.") {
+            if let (Some(org), Some(version)) = (
+                env.subject.as_deref().and_then(|s| s.parse::<Uuid>().ok()),
+                env.agg_version,
+            ) {
+                let sql = format!(
+                    "INSERT INTO {} (org_id, version) VALUES ($1, $2)
+                     ON CONFLICT (org_id) DO UPDATE SET version = greatest({0}.version, excluded.version)",
+                    t("org_versions")
+                );
+                exec(tx, &sql, &[&org, &(version as i64)]).await?;
+            }
             match OrgEvent::decode(&env.ty, &env.data) {
                 Ok(event) => org_event(tx, &t, event, at).await?,
                 // Org events the identity model does not keep (created, renamed, ...)

@@ -1,0 +1,596 @@
+//! `/api/v1/orgs/{id}/...`: members, invitations, allowed domains and API keys.
+//!
+//! Every change is a command to the org aggregate (which keeps the last active admin in
+//! place); the answer waits until the change is visible in the identity read model, or
+//! is 202 with the command's Location if that takes longer than `TRIBUTARY_MAX_WAIT`.
+
+use crate::auth::{Caller, Member, act_in};
+use crate::gateway::{self, Command};
+use crate::orgs::accepted;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tributary_auth::secret;
+use tributary_domain::{OrgId, Role, normalize_email, org};
+use tributary_store::accounts::{self, tenant_reads};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+fn parse_org(id: &str) -> ApiResult<Uuid> {
+    id.parse().map_err(|_| ApiError::NotFound {
+        what: format!("organization {id}"),
+    })
+}
+
+fn bad(detail: impl Into<String>) -> ApiError {
+    ApiError::Invalid {
+        detail: detail.into(),
+    }
+}
+
+/// Sends `ty` to the org as `member` and waits until the identity read model shows it.
+/// `Ok(None)`: still in progress after the longest wait (answer 202).
+async fn change(
+    state: &AppState,
+    member: Member,
+    headers: &HeaderMap,
+    ty: &'static str,
+    mut data: serde_json::Value,
+) -> ApiResult<Result<(), tributary_domain::CommandId>> {
+    data["org_id"] = serde_json::json!(member.org);
+    if !matches!(ty, org::ACCEPT_INVITATION) {
+        data["actor"] = serde_json::json!(member.actor.tag());
+    }
+    let key = member.org.to_string();
+    let command = Command {
+        aggregate: "org",
+        key: &key,
+        ty,
+        org_id: Some(OrgId(member.org)),
+        data,
+    };
+    let id = gateway::send(
+        state,
+        &Caller::Member(member),
+        command,
+        gateway::correlation(headers),
+    )
+    .await?;
+    let wait = Duration::from_secs(state.max_wait_secs);
+    let started = Instant::now();
+    let Some(outcome) = gateway::outcome(state, id, wait).await? else {
+        return Ok(Err(id));
+    };
+    if outcome.status != "accepted" {
+        return Err(gateway::rejected(&outcome));
+    }
+    let version = outcome.aggregate_version.unwrap_or(0);
+    let caught_up = move |v: &i64| *v >= version;
+    let rx = state.waiters.identity.register(member.org, caught_up);
+    let now = {
+        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+        accounts::org_versions(&**client, &[member.org])
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .find(caught_up)
+    };
+    let left = wait.saturating_sub(started.elapsed());
+    Ok(match crate::waiters::Waiters::wait(rx, now, left).await {
+        Some(_) => Ok(()),
+        None => Err(id),
+    })
+}
+
+fn done_or_accepted(result: Result<(), tributary_domain::CommandId>, done: Response) -> Response {
+    match result {
+        Ok(()) => done,
+        Err(id) => accepted(id),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberOut {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub active: bool,
+    /// `founder`, `invitation` or `domain`.
+    pub via: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// The org's members.
+#[utoipa::path(get, path = "/orgs/{id}/members", tag = "members",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = [MemberOut]), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<MemberOut>>> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Member).await?;
+    let rows = state
+        .read_as(&member, async |tx| {
+            tenant_reads::members(tx, member.org).await
+        })
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|m| MemberOut {
+                user_id: m.user_id,
+                email: m.email,
+                name: m.name,
+                role: m.role.to_string(),
+                active: m.active,
+                via: m.via,
+                joined_at: m.joined_at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// `admin`, `curator` or `member`.
+    pub role: String,
+}
+
+fn parse_user(user: &str) -> ApiResult<Uuid> {
+    user.parse().map_err(|_| ApiError::NotFound {
+        what: format!("member {user}"),
+    })
+}
+
+/// Change a member's role. The last active admin cannot be demoted (409).
+#[utoipa::path(put, path = "/orgs/{id}/members/{user_id}/role", tag = "members", request_body = RoleChange,
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Changed"), (status = 202, description = "Still in progress"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")))]
+pub async fn change_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, user)): Path<(String, String)>,
+    Json(body): Json<RoleChange>,
+) -> ApiResult<Response> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let user = parse_user(&user)?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: tributary_domain::role::UnknownRole| bad(e.to_string()))?;
+    let data = serde_json::json!({ "user_id": user, "role": role });
+    let result = change(&state, member, &headers, org::CHANGE_ROLE, data).await?;
+    Ok(done_or_accepted(
+        result,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+async fn member_command(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    id: String,
+    user: String,
+    ty: &'static str,
+) -> ApiResult<Response> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let user = parse_user(&user)?;
+    let result = change(
+        &state,
+        member,
+        &headers,
+        ty,
+        serde_json::json!({ "user_id": user }),
+    )
+    .await?;
+    Ok(done_or_accepted(
+        result,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+/// Deactivate a member: their tokens stop working at once. Not the last active admin.
+#[utoipa::path(post, path = "/orgs/{id}/members/{user_id}/deactivate", tag = "members",
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Deactivated"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")))]
+pub async fn deactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, user)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    member_command(state, caller, headers, id, user, org::DEACTIVATE_MEMBER).await
+}
+
+/// Reactivate a member.
+#[utoipa::path(post, path = "/orgs/{id}/members/{user_id}/reactivate", tag = "members",
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Reactivated"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn reactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, user)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    member_command(state, caller, headers, id, user, org::REACTIVATE_MEMBER).await
+}
+
+/// Remove a member from the org. Not the last active admin.
+#[utoipa::path(delete, path = "/orgs/{id}/members/{user_id}", tag = "members",
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, user)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    member_command(state, caller, headers, id, user, org::REMOVE_MEMBER).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    pub email: String,
+    /// Default `member`.
+    pub role: Option<String>,
+    /// Hours until the invitation expires: 1 to 720, default 168 (a week).
+    pub expires_in_hours: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationCreated {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub expires_at: DateTime<Utc>,
+    /// Shown once: pass it on to the invitee (sign up with `invitation: {id, token}`,
+    /// or accept while signed in). Only its hash is kept.
+    pub token: String,
+}
+
+/// Invite someone by email.
+#[utoipa::path(post, path = "/orgs/{id}/invitations", tag = "members", request_body = NewInvitation,
+    params(("id" = Uuid, Path)),
+    responses((status = 201, body = InvitationCreated), (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<NewInvitation>,
+) -> ApiResult<Response> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let email = normalize_email(&body.email).map_err(bad)?;
+    let role: Role = body
+        .role
+        .as_deref()
+        .unwrap_or("member")
+        .parse()
+        .map_err(|e: tributary_domain::role::UnknownRole| bad(e.to_string()))?;
+    let hours = body.expires_in_hours.unwrap_or(168);
+    if !(1..=720).contains(&hours) {
+        return Err(bad(format!(
+            "expires_in_hours must be between 1 and 720, not {hours}"
+        )));
+    }
+    let issued = secret::invitation_token();
+    let invitation = Uuid::now_v7();
+    let expires_at = Utc::now() + chrono::Duration::hours(i64::from(hours));
+    let data = serde_json::json!({
+        "invitation_id": invitation, "email": email, "role": role,
+        "token_hash": issued.hash, "expires_at": expires_at,
+    });
+    let result = change(&state, member, &headers, org::INVITE, data).await?;
+    let created = InvitationCreated {
+        id: invitation,
+        email,
+        role: role.to_string(),
+        expires_at,
+        token: issued.token,
+    };
+    let status = if result.is_ok() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(created)).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationOut {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    /// `pending`, `accepted` or `revoked`.
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The org's invitations.
+#[utoipa::path(get, path = "/orgs/{id}/invitations", tag = "members",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = [InvitationOut]), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<InvitationOut>>> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let rows = state
+        .read_as(&member, async |tx| {
+            tenant_reads::invitations(tx, member.org).await
+        })
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|i| InvitationOut {
+                id: i.id,
+                email: i.email,
+                role: i.role.to_string(),
+                status: i.status,
+                expires_at: i.expires_at,
+                created_at: i.created_at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    pub token: String,
+}
+
+/// Accept an invitation as the signed-in user (the invitation's email must be yours).
+#[utoipa::path(post, path = "/orgs/{id}/invitations/{invitation_id}/accept", tag = "members", request_body = AcceptInvitation,
+    params(("id" = Uuid, Path), ("invitation_id" = Uuid, Path)),
+    responses((status = 204, description = "You are a member now"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Unknown, used, expired, or for another email", body = Problem, content_type = "application/problem+json")))]
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, invitation)): Path<(String, String)>,
+    Json(body): Json<AcceptInvitation>,
+) -> ApiResult<Response> {
+    let org = parse_org(&id)?;
+    let Caller::Member(me) = caller else {
+        return Err(ApiError::Unauthenticated(
+            "sign in to accept an invitation".into(),
+        ));
+    };
+    let Some(user) = me.actor.user() else {
+        return Err(ApiError::Forbidden(
+            "an API key cannot accept invitations".into(),
+        ));
+    };
+    let gone = || ApiError::Rejected {
+        status: StatusCode::GONE,
+        code: "invitation_invalid".into(),
+        detail: "the invitation is unknown, used, expired or for another email; ask for a new one"
+            .into(),
+        command_id: String::new(),
+    };
+    let invitation: Uuid = invitation.parse().map_err(|_| gone())?;
+    let email = {
+        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+        if accounts::invitation_org(&**client, invitation).await? != Some(org) {
+            return Err(gone());
+        }
+        accounts::user_email(&**client, user).await?
+    }
+    .ok_or_else(|| {
+        ApiError::Unauthenticated("your account is not known here; sign in again".into())
+    })?;
+    // The invitee is not a member yet: the command runs in the inviting org's name.
+    let acting = Member {
+        org,
+        role: Role::Member,
+        actor: me.actor,
+    };
+    let data = serde_json::json!({
+        "invitation_id": invitation, "token_hash": secret::hash_token(&body.token),
+        "user_id": user, "email": email, "at": Utc::now(),
+    });
+    let result = change(&state, acting, &headers, org::ACCEPT_INVITATION, data).await?;
+    Ok(done_or_accepted(
+        result,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedDomains {
+    /// People signing up with these email domains join as members; empty allows none.
+    pub domains: Vec<String>,
+}
+
+/// Set the email domains whose people may join by signing up.
+#[utoipa::path(put, path = "/orgs/{id}/allowed-domains", tag = "members", request_body = AllowedDomains,
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Set"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn set_allowed_domains(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<AllowedDomains>,
+) -> ApiResult<Response> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let mut domains = Vec::with_capacity(body.domains.len());
+    for domain in &body.domains {
+        domains.push(tributary_domain::email::normalize_domain(domain).map_err(bad)?);
+    }
+    domains.sort();
+    domains.dedup();
+    let result = change(
+        &state,
+        member,
+        &headers,
+        org::SET_ALLOWED_DOMAINS,
+        serde_json::json!({ "domains": domains }),
+    )
+    .await?;
+    Ok(done_or_accepted(
+        result,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+    /// `admin`, `curator` or `member`.
+    pub role: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub prefix: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Shown once; send it as `Authorization: Bearer <token>`. Only its hash is kept.
+    pub token: String,
+}
+
+/// Create an API key for an upstream system, scoped to this org and a role.
+#[utoipa::path(post, path = "/orgs/{id}/api-keys", tag = "api-keys", request_body = NewApiKey,
+    params(("id" = Uuid, Path)),
+    responses((status = 201, body = ApiKeyCreated), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<NewApiKey>,
+) -> ApiResult<Response> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(bad("name must be 1 to 200 characters"));
+    }
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: tributary_domain::role::UnknownRole| bad(e.to_string()))?;
+    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(bad("expires_at is in the past"));
+    }
+    let issued = secret::api_key();
+    let key = Uuid::now_v7();
+    let mut data = serde_json::json!({
+        "key_id": key, "name": name, "role": role, "prefix": issued.prefix,
+        "secret_hash": issued.hash,
+    });
+    if let Some(at) = body.expires_at {
+        data["expires_at"] = serde_json::json!(at);
+    }
+    let result = change(&state, member, &headers, org::CREATE_API_KEY, data).await?;
+    let created = ApiKeyCreated {
+        id: key,
+        name,
+        role: role.to_string(),
+        prefix: issued.prefix,
+        expires_at: body.expires_at,
+        token: issued.token,
+    };
+    let status = if result.is_ok() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(created)).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyOut {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub prefix: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The org's API keys (never their secrets).
+#[utoipa::path(get, path = "/orgs/{id}/api-keys", tag = "api-keys",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = [ApiKeyOut]), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ApiKeyOut>>> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let rows = state
+        .read_as(&member, async |tx| {
+            tenant_reads::api_keys(tx, member.org).await
+        })
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|k| ApiKeyOut {
+                id: k.id,
+                name: k.name,
+                role: k.role.to_string(),
+                prefix: k.prefix,
+                expires_at: k.expires_at,
+                revoked_at: k.revoked_at,
+                created_at: k.created_at,
+                last_used_at: k.last_used_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke an API key: it stops working at once.
+#[utoipa::path(delete, path = "/orgs/{id}/api-keys/{key_id}", tag = "api-keys",
+    params(("id" = Uuid, Path), ("key_id" = Uuid, Path)),
+    responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let key: Uuid = key.parse().map_err(|_| ApiError::NotFound {
+        what: format!("API key {key}"),
+    })?;
+    let result = change(
+        &state,
+        member,
+        &headers,
+        org::REVOKE_API_KEY,
+        serde_json::json!({ "key_id": key }),
+    )
+    .await?;
+    Ok(done_or_accepted(
+        result,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
