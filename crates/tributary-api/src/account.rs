@@ -330,17 +330,17 @@ pub async fn login(
         Some(format!("account:{email}")),
         addr.map(|a| format!("addr:{a}")),
     ];
-    for key in keys.iter().flatten() {
-        state
-            .identity
-            .throttle
-            .check(key, now)
-            .map_err(ApiError::Throttled)?;
-    }
     let login = {
         let client = state.db.get().await.map_err(tributary_store::Error::from)?;
         accounts::login(&**client, &email).await?
     };
+    let account = login.as_ref().map(|l| l.user_id);
+    for key in keys.iter().flatten() {
+        if let Err(wait) = state.identity.throttle.check(key, now) {
+            crate::security::login_failed(&state, &email, account, addr, true).await;
+            return Err(ApiError::Throttled(wait));
+        }
+    }
     let password = body.password;
     let verified = tokio::task::spawn_blocking(move || match login {
         Some(login) if password::verify(&password, &login.password_hash) => Some(login.user_id),
@@ -358,6 +358,7 @@ pub async fn login(
             state.identity.throttle.fail(key, Instant::now());
         }
         tracing::info!(addr = ?addr, "failed login");
+        crate::security::login_failed(&state, &email, account, addr, false).await;
         metrics::counter!("tributary_login_failures_total").increment(1);
         return Err(ApiError::Unauthenticated(WRONG_CREDENTIALS.into()));
     };

@@ -2,12 +2,14 @@
 
 pub mod account;
 pub mod auth;
+pub mod bulk;
 pub mod commands;
 pub mod gateway;
 pub mod members;
 pub mod ops;
 pub mod orgs;
 pub mod problem;
+pub mod security;
 pub mod state;
 pub mod waiters;
 
@@ -43,11 +45,13 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(members::deactivate))
         .routes(routes!(members::reactivate))
         .routes(routes!(members::remove))
+        .routes(routes!(bulk::bulk_members))
         .routes(routes!(members::invite, members::list_invitations))
         .routes(routes!(members::accept))
         .routes(routes!(members::set_allowed_domains))
         .routes(routes!(members::create_api_key, members::list_api_keys))
         .routes(routes!(members::revoke_api_key))
+        .routes(routes!(security::list))
         .split_for_parts()
 }
 

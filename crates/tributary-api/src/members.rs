@@ -22,7 +22,7 @@ use tributary_store::accounts::{self, tenant_reads};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-fn parse_org(id: &str) -> ApiResult<Uuid> {
+pub(crate) fn parse_org(id: &str) -> ApiResult<Uuid> {
     id.parse().map_err(|_| ApiError::NotFound {
         what: format!("organization {id}"),
     })
@@ -35,8 +35,8 @@ fn bad(detail: impl Into<String>) -> ApiError {
 }
 
 /// Sends `ty` to the org as `member` and waits until the identity read model shows it.
-/// `Ok(None)`: still in progress after the longest wait (answer 202).
-async fn change(
+/// `Ok(Err(id))`: still in progress after the longest wait (answer 202).
+pub(crate) async fn change(
     state: &AppState,
     member: Member,
     headers: &HeaderMap,
@@ -263,6 +263,42 @@ pub struct InvitationCreated {
     pub token: String,
 }
 
+/// Hours until an invitation expires: 1 to 720, default 168 (a week).
+pub(crate) fn invitation_hours(hours: Option<u32>) -> Result<u32, String> {
+    let hours = hours.unwrap_or(168);
+    if (1..=720).contains(&hours) {
+        Ok(hours)
+    } else {
+        Err(format!(
+            "expires_in_hours must be between 1 and 720, not {hours}"
+        ))
+    }
+}
+
+/// A new invitation: the `org::INVITE` command's data, and the answer that shows its
+/// token once (only the hash goes into the command).
+pub(crate) fn issue_invitation(
+    email: String,
+    role: Role,
+    hours: u32,
+) -> (serde_json::Value, InvitationCreated) {
+    let issued = secret::invitation_token();
+    let invitation = Uuid::now_v7();
+    let expires_at = Utc::now() + chrono::Duration::hours(i64::from(hours));
+    let data = serde_json::json!({
+        "invitation_id": invitation, "email": email, "role": role,
+        "token_hash": issued.hash, "expires_at": expires_at,
+    });
+    let created = InvitationCreated {
+        id: invitation,
+        email,
+        role: role.to_string(),
+        expires_at,
+        token: issued.token,
+    };
+    (data, created)
+}
+
 /// Invite someone by email.
 #[utoipa::path(post, path = "/orgs/{id}/invitations", tag = "members", request_body = NewInvitation,
     params(("id" = Uuid, Path)),
@@ -283,27 +319,9 @@ pub async fn invite(
         .unwrap_or("member")
         .parse()
         .map_err(|e: tributary_domain::role::UnknownRole| bad(e.to_string()))?;
-    let hours = body.expires_in_hours.unwrap_or(168);
-    if !(1..=720).contains(&hours) {
-        return Err(bad(format!(
-            "expires_in_hours must be between 1 and 720, not {hours}"
-        )));
-    }
-    let issued = secret::invitation_token();
-    let invitation = Uuid::now_v7();
-    let expires_at = Utc::now() + chrono::Duration::hours(i64::from(hours));
-    let data = serde_json::json!({
-        "invitation_id": invitation, "email": email, "role": role,
-        "token_hash": issued.hash, "expires_at": expires_at,
-    });
+    let hours = invitation_hours(body.expires_in_hours).map_err(bad)?;
+    let (data, created) = issue_invitation(email, role, hours);
     let result = change(&state, member, &headers, org::INVITE, data).await?;
-    let created = InvitationCreated {
-        id: invitation,
-        email,
-        role: role.to_string(),
-        expires_at,
-        token: issued.token,
-    };
     let status = if result.is_ok() {
         StatusCode::CREATED
     } else {

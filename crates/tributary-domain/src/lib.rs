@@ -11,6 +11,12 @@ pub mod outcome;
 pub mod role;
 pub mod schema;
 pub mod session;
+
+/// Security events that are no aggregate's decision: the API writes them itself.
+pub mod security {
+    /// A sign-in failed or was throttled (`<prefix>.security.events`).
+    pub const LOGIN_FAILED: &str = "tributary.security.login_failed.v1";
+}
 pub mod slug;
 pub mod user;
 

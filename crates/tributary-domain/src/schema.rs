@@ -255,6 +255,11 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         include_str!("../../../schemas/events/tributary.command.outcome.v1.json"),
     ),
     (
+        "tributary.security.login_failed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.security.login_failed.v1.json"),
+    ),
+    (
         "tributary.snapshot.v1",
         SchemaKind::Event,
         include_str!("../../../schemas/events/tributary.snapshot.v1.json"),

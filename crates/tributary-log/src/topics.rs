@@ -85,6 +85,12 @@ impl Topics {
         format!("{}.dead-letters", self.prefix)
     }
 
+    /// Security events that are no aggregate's state change (failed logins): written by
+    /// the API, kept forever like events.
+    pub fn security(&self) -> String {
+        format!("{}.security.events", self.prefix)
+    }
+
     /// The aggregate whose command topic this is, if it is one.
     pub fn aggregate_of_commands<'a>(&self, topic: &'a str) -> Option<&'a str> {
         topic
@@ -103,6 +109,7 @@ impl Topics {
         }
         topics.push((self.command_results(), TopicRole::CommandResults));
         topics.push((self.dead_letters(), TopicRole::DeadLetters));
+        topics.push((self.security(), TopicRole::Events));
         topics
     }
 }

@@ -16,7 +16,7 @@ pub enum Error {
     Url(String),
     #[error("running migrations failed: {0}")]
     Migration(String),
-    #[error("unknown projection {0:?}; known projections: orgs, commands, identity")]
+    #[error("unknown projection {0:?}; known projections: identity, orgs, commands, security")]
     UnknownProjection(String),
     #[error("event {event_id} of type {ty} could not be decoded: {reason}")]
     Decode {
@@ -34,6 +34,9 @@ pub(crate) fn pg(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> 
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({}: {})", e, db.code().code(), db.message()),
-        None => e.to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }

@@ -9,6 +9,7 @@
 mod commands;
 mod identity;
 mod orgs;
+mod security;
 
 use crate::error::{Error, Result, pg};
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ pub enum Projection {
     Commands,
     /// Users, memberships, invitations, API keys, sessions, allowed domains.
     Identity,
+    /// Who did what to accounts, members, keys and sessions, per org.
+    Security,
 }
 
 /// One read-model table of a projection.
@@ -47,13 +50,19 @@ pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
     /// Identity first: the other projections' policies read its `members` view.
-    pub const ALL: [Projection; 3] = [Projection::Identity, Projection::Orgs, Projection::Commands];
+    pub const ALL: [Projection; 4] = [
+        Projection::Identity,
+        Projection::Orgs,
+        Projection::Commands,
+        Projection::Security,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Orgs => "orgs",
             Self::Commands => "commands",
             Self::Identity => "identity",
+            Self::Security => "security",
         }
     }
 
@@ -72,6 +81,12 @@ impl Projection {
                 topics.events("org"),
                 topics.events("user"),
                 topics.events("session"),
+            ],
+            Self::Security => vec![
+                topics.events("org"),
+                topics.events("user"),
+                topics.events("session"),
+                topics.security(),
             ],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
@@ -105,6 +120,11 @@ impl Projection {
                 ddl: include_str!("../sql/commands.table.sql"),
             }],
             Self::Identity => identity::TABLES,
+            Self::Security => &[Table {
+                name: "security_events",
+                policy: Some("org_id = tributary_current_org()"),
+                ddl: include_str!("../sql/security_events.sql"),
+            }],
         }
     }
 
@@ -125,6 +145,7 @@ impl Projection {
             Self::Orgs => orgs::apply(tx, &table, batch).await,
             Self::Commands => commands::apply(tx, &table, batch).await,
             Self::Identity => identity::apply(tx, version, batch).await,
+            Self::Security => security::apply(tx, &table, batch).await,
         }
     }
 }

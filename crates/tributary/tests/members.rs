@@ -209,6 +209,75 @@ async fn admins_manage_members_invitations_domains_and_keys() -> anyhow::Result<
     );
     assert_eq!(me(&upstream).await, StatusCode::UNAUTHORIZED);
 
+    // The security log: admin changes and a failed login, without any hash.
+    let (status, _) = send(
+        &anonymous,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(json!({ "email": "bob@example.com", "password": "not bob's password at all" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let wanted = [
+        "org.member_added",
+        "org.invitation_created",
+        "org.invitation_accepted",
+        "org.member_deactivated",
+        "org.member_reactivated",
+        "org.member_role_changed",
+        "org.allowed_domains_set",
+        "org.api_key_created",
+        "org.api_key_revoked",
+        "security.login_failed",
+    ];
+    let log = env
+        .eventually(30, "the security log", || async {
+            let (status, page) = send(
+                &owner,
+                Method::GET,
+                &format!("{base}/security-events?limit=200"),
+                None,
+            )
+            .await;
+            anyhow::ensure!(status == StatusCode::OK, "{status} {page}");
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            let types: Vec<String> = items
+                .iter()
+                .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            Ok(wanted
+                .iter()
+                .all(|w| types.iter().any(|t| t == w))
+                .then_some(items))
+        })
+        .await?;
+    let text = serde_json::to_string(&log)?;
+    assert!(!text.contains("_hash"), "a hash in the security log");
+    let failed = log
+        .iter()
+        .find(|e| e["type"] == "security.login_failed")
+        .unwrap();
+    assert_eq!(failed["subject"], bob_id.as_str());
+    let (_, carol_session) = send(
+        &anonymous,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(json!({ "email": "carol@acme.test", "password": "carol's own long passphrase" })),
+    )
+    .await;
+    let carol = anonymous.with_token(carol_session["access_token"].as_str().unwrap())?;
+    assert_eq!(
+        send(
+            &carol,
+            Method::GET,
+            &format!("{base}/security-events"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+
     // Removed, Bob loses access.
     assert_eq!(
         send(&owner, Method::DELETE, &bob_path, None).await.0,

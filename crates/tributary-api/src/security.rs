@@ -1,0 +1,166 @@
+//! The security log: failed logins written to the security topic, and
+//! `GET /api/v1/orgs/{id}/security-events` for admins to page through the org's log.
+
+use crate::auth::{Caller, act_in};
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use rdkafka::producer::FutureRecord;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Duration;
+use tokio_postgres::GenericClient;
+use tributary_domain::Role;
+use tributary_domain::security::LOGIN_FAILED;
+use tributary_log::Envelope;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// Records a failed or throttled sign-in. Never the password; a failure to record is
+/// logged and does not change the answer to the client.
+pub async fn login_failed(
+    state: &AppState,
+    email: &str,
+    user: Option<Uuid>,
+    addr: Option<IpAddr>,
+    throttled: bool,
+) {
+    let mut data = serde_json::json!({ "email": email, "throttled": throttled });
+    if let Some(user) = user {
+        data["user_id"] = serde_json::json!(user);
+    }
+    if let Some(addr) = addr {
+        data["addr"] = serde_json::json!(addr.to_string());
+    }
+    let env = match Envelope::json(crate::gateway::SOURCE, LOGIN_FAILED, &data) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not encode a security event");
+            return;
+        }
+    };
+    let topic = state.topics.security();
+    let key = user
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| email.to_owned());
+    let record = FutureRecord::to(&topic)
+        .key(&key)
+        .payload(&env.data)
+        .headers(env.encode_headers());
+    if let Err((e, _)) = state.producer.send(record, Duration::from_secs(5)).await {
+        tracing::warn!(error = %e, "could not record a failed login on the security topic");
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SecurityParams {
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEvent {
+    pub id: Uuid,
+    /// e.g. `org.member_role_changed`, `session.revoked`, `security.login_failed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `user:<id>` or `key:<id>`, when someone acted.
+    pub actor: Option<String>,
+    /// The user, key, invitation or session concerned.
+    pub subject: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The event's data, without any hash.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityPage {
+    pub items: Vec<SecurityEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (micros, id) = cursor.split_once('_')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
+}
+
+async fn page(
+    client: &impl GenericClient,
+    org: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> tributary_store::Result<Vec<SecurityEvent>> {
+    let (time, id) = after.unzip();
+    let rows = client
+        .query(
+            "SELECT id, type, actor, subject, at, detail FROM security_events
+             WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (at, id) > ($2, $3))
+             ORDER BY at, id LIMIT $4",
+            &[&org, &time, &id, &limit],
+        )
+        .await
+        .map_err(|source| tributary_store::Error::Postgres {
+            action: "reading the security log",
+            source,
+        })?;
+    Ok(rows
+        .iter()
+        .map(|r| SecurityEvent {
+            id: r.get(0),
+            kind: r.get(1),
+            actor: r.get(2),
+            subject: r.get(3),
+            at: r.get(4),
+            detail: r.get(5),
+        })
+        .collect())
+}
+
+/// The org's security log, oldest first, in pages (admins).
+#[utoipa::path(get, path = "/orgs/{id}/security-events", tag = "members",
+    params(("id" = Uuid, Path), SecurityParams),
+    responses((status = 200, body = SecurityPage), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<SecurityParams>,
+) -> ApiResult<Json<SecurityPage>> {
+    let org: Uuid = id.parse().map_err(|_| ApiError::NotFound {
+        what: format!("organization {id}"),
+    })?;
+    let member = act_in(&state, caller, org, Role::Admin).await?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::Invalid {
+            detail: format!("limit must be between 1 and 200, not {limit}"),
+        });
+    }
+    let after = match params.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::Invalid {
+            detail: "cursor is not one this API issued; start again without it".into(),
+        })?),
+    };
+    let mut items = state
+        .read_as(&member, async |tx| page(tx, org, after, limit + 1).await)
+        .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|e| format!("{}_{}", e.at.timestamp_micros(), e.id))
+    } else {
+        None
+    };
+    Ok(Json(SecurityPage { items, next_cursor }))
+}
