@@ -134,7 +134,7 @@ fn wait_for(state: &AppState) -> Duration {
     post, path = "/auth/signup", tag = "auth", request_body = Signup,
     responses(
         (status = 201, description = "Signed up and signed in", body = Tokens),
-        (status = 202, description = "Still being processed; poll the Location, then sign in", body = crate::commands::CommandAccepted),
+        (status = 202, description = "Still being processed; sign in in a moment", body = crate::commands::CommandAccepted),
         (status = 409, description = "Email or slug taken", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The email's domain may not join that org", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The invitation is unknown, used, expired or not for this email", body = Problem, content_type = "application/problem+json"),
@@ -520,9 +520,9 @@ pub async fn logout(
     responses(
         (status = 200, body = Me),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
+    )
+,
+    security(("bearer" = ["member"])))]
 pub async fn me(State(state): State<AppState>, caller: Authorized<AnyRole>) -> ApiResult<Json<Me>> {
     let member = caller.member();
     let memberships = match member.actor.user() {

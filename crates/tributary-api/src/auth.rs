@@ -264,3 +264,46 @@ pub async fn act_in(
         )))
     }
 }
+
+/// The caller acting in the org named by the path's `{id}`, with at least role `R`.
+/// As an extractor it runs before the body is read, so 401, 404 (not a member, or no
+/// such org) and 403 (role too low) come before any 422 about the body.
+pub struct InOrg<R: MinRole>(pub Member, PhantomData<R>);
+
+impl<R: MinRole> InOrg<R> {
+    pub fn member(&self) -> Member {
+        self.0
+    }
+}
+
+impl<R: MinRole> FromRequestParts<AppState> for InOrg<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(caller) = Caller::from_request_parts(parts, state).await;
+        if caller == Caller::Anonymous {
+            return Err(ApiError::Unauthenticated(
+                "sign in, or send an API key, as `Authorization: Bearer <token>`".into(),
+            ));
+        }
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::Invalid {
+                detail: e.to_string(),
+            })?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .map(|(_, value)| value.to_owned())
+            .unwrap_or_default();
+        let org: Uuid = id.parse().map_err(|_| ApiError::NotFound {
+            what: format!("organization {id}"),
+        })?;
+        act_in(state, caller, org, R::ROLE)
+            .await
+            .map(|m| Self(m, PhantomData))
+    }
+}

@@ -7,7 +7,7 @@
 //! in upload order (a deactivation and a reactivation of one member must not swap);
 //! the others run [`PARALLEL`] at a time.
 
-use crate::auth::{Caller, Member, act_in};
+use crate::auth::{AdminRole, InOrg, Member};
 use crate::members::{self, InvitationCreated};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
@@ -137,15 +137,16 @@ pub struct BulkResults {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor CSV", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unreadable, or more than 1000 operations", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Unreadable, or more than 1000 operations", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn bulk_members(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<BulkResults>> {
-    let member = act_in(&state, caller, members::parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let rows = parse(&headers, &body)?;
     if rows.len() > MAX_ROWS {
         return Err(invalid(format!(

@@ -51,7 +51,8 @@ pub struct CommandStatus {
         (status = 200, body = CommandStatus),
         (status = 404, description = "Unknown command (a command just sent may take a moment to appear)", body = Problem, content_type = "application/problem+json"),
     )
-)]
+,
+    security(("bearer" = ["member"])))]
 pub async fn get_command(
     State(state): State<AppState>,
     caller: Authorized<AnyRole>,

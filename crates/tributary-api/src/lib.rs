@@ -23,10 +23,32 @@ use utoipa_axum::routes;
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
     tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"))
 )]
 struct ApiDoc;
+
+/// The `bearer` scheme: an access token from `/auth/login` or an API key. Each
+/// operation lists, as its scope, the least role it needs (`member`, `curator`,
+/// `admin`); no scope means any signed-in caller.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An access token (JWT) or an API key (trk_...)"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The `/api/v1` routes and the OpenAPI document generated from them.
 pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {

@@ -4,7 +4,7 @@
 //! place); the answer waits until the change is visible in the identity read model, or
 //! is 202 with the command's Location if that takes longer than `TRIBUTARY_MAX_WAIT`.
 
-use crate::auth::{Caller, Member, act_in};
+use crate::auth::{AdminRole, AnyRole, Authorized, Caller, InOrg, Member};
 use crate::gateway::{self, Command};
 use crate::orgs::accepted;
 use crate::problem::{ApiError, ApiResult, Problem};
@@ -110,13 +110,14 @@ pub struct MemberOut {
 /// The org's members.
 #[utoipa::path(get, path = "/orgs/{id}/members", tag = "members",
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = [MemberOut]), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = [MemberOut]), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["member"])))]
 pub async fn list_members(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    caller: InOrg<AnyRole>,
+    Path(_id): Path<String>,
 ) -> ApiResult<Json<Vec<MemberOut>>> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Member).await?;
+    let member = caller.member();
     let rows = state
         .read_as(&member, async |tx| {
             tenant_reads::members(tx, member.org).await
@@ -155,15 +156,16 @@ fn parse_user(user: &str) -> ApiResult<Uuid> {
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Changed"), (status = 202, description = "Still in progress"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn change_role(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path((id, user)): Path<(String, String)>,
+    Path((_id, user)): Path<(String, String)>,
     Json(body): Json<RoleChange>,
 ) -> ApiResult<Response> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let user = parse_user(&user)?;
     let role: Role = body
         .role
@@ -179,13 +181,11 @@ pub async fn change_role(
 
 async fn member_command(
     state: AppState,
-    caller: Caller,
+    member: Member,
     headers: HeaderMap,
-    id: String,
     user: String,
     ty: &'static str,
 ) -> ApiResult<Response> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
     let user = parse_user(&user)?;
     let result = change(
         &state,
@@ -205,41 +205,58 @@ async fn member_command(
 #[utoipa::path(post, path = "/orgs/{id}/members/{user_id}/deactivate", tag = "members",
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Deactivated"), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn deactivate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path((id, user)): Path<(String, String)>,
+    Path((_org, user)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    member_command(state, caller, headers, id, user, org::DEACTIVATE_MEMBER).await
+    member_command(
+        state,
+        caller.member(),
+        headers,
+        user,
+        org::DEACTIVATE_MEMBER,
+    )
+    .await
 }
 
 /// Reactivate a member.
 #[utoipa::path(post, path = "/orgs/{id}/members/{user_id}/reactivate", tag = "members",
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 204, description = "Reactivated"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Reactivated"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn reactivate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path((id, user)): Path<(String, String)>,
+    Path((_org, user)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    member_command(state, caller, headers, id, user, org::REACTIVATE_MEMBER).await
+    member_command(
+        state,
+        caller.member(),
+        headers,
+        user,
+        org::REACTIVATE_MEMBER,
+    )
+    .await
 }
 
 /// Remove a member from the org. Not the last active admin.
 #[utoipa::path(delete, path = "/orgs/{id}/members/{user_id}", tag = "members",
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Removed"), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The last active admin", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path((id, user)): Path<(String, String)>,
+    Path((_org, user)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    member_command(state, caller, headers, id, user, org::REMOVE_MEMBER).await
+    member_command(state, caller.member(), headers, user, org::REMOVE_MEMBER).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -303,15 +320,16 @@ pub(crate) fn issue_invitation(
 #[utoipa::path(post, path = "/orgs/{id}/invitations", tag = "members", request_body = NewInvitation,
     params(("id" = Uuid, Path)),
     responses((status = 201, body = InvitationCreated), (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn invite(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(_id): Path<String>,
     Json(body): Json<NewInvitation>,
 ) -> ApiResult<Response> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let email = normalize_email(&body.email).map_err(bad)?;
     let role: Role = body
         .role
@@ -344,13 +362,14 @@ pub struct InvitationOut {
 /// The org's invitations.
 #[utoipa::path(get, path = "/orgs/{id}/invitations", tag = "members",
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = [InvitationOut]), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = [InvitationOut]), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn list_invitations(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    caller: InOrg<AdminRole>,
+    Path(_id): Path<String>,
 ) -> ApiResult<Json<Vec<InvitationOut>>> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let rows = state
         .read_as(&member, async |tx| {
             tenant_reads::invitations(tx, member.org).await
@@ -380,20 +399,17 @@ pub struct AcceptInvitation {
 #[utoipa::path(post, path = "/orgs/{id}/invitations/{invitation_id}/accept", tag = "members", request_body = AcceptInvitation,
     params(("id" = Uuid, Path), ("invitation_id" = Uuid, Path)),
     responses((status = 204, description = "You are a member now"), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "Unknown, used, expired, or for another email", body = Problem, content_type = "application/problem+json")))]
+        (status = 410, description = "Unknown, used, expired, or for another email", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn accept(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<AnyRole>,
     headers: HeaderMap,
     Path((id, invitation)): Path<(String, String)>,
     Json(body): Json<AcceptInvitation>,
 ) -> ApiResult<Response> {
     let org = parse_org(&id)?;
-    let Caller::Member(me) = caller else {
-        return Err(ApiError::Unauthenticated(
-            "sign in to accept an invitation".into(),
-        ));
-    };
+    let me = caller.member();
     let Some(user) = me.actor.user() else {
         return Err(ApiError::Forbidden(
             "an API key cannot accept invitations".into(),
@@ -444,15 +460,16 @@ pub struct AllowedDomains {
 /// Set the email domains whose people may join by signing up.
 #[utoipa::path(put, path = "/orgs/{id}/allowed-domains", tag = "members", request_body = AllowedDomains,
     params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Set"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Set"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn set_allowed_domains(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(_id): Path<String>,
     Json(body): Json<AllowedDomains>,
 ) -> ApiResult<Response> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let mut domains = Vec::with_capacity(body.domains.len());
     for domain in &body.domains {
         domains.push(tributary_domain::email::normalize_domain(domain).map_err(bad)?);
@@ -496,15 +513,16 @@ pub struct ApiKeyCreated {
 /// Create an API key for an upstream system, scoped to this org and a role.
 #[utoipa::path(post, path = "/orgs/{id}/api-keys", tag = "api-keys", request_body = NewApiKey,
     params(("id" = Uuid, Path)),
-    responses((status = 201, body = ApiKeyCreated), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = ApiKeyCreated), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(_id): Path<String>,
     Json(body): Json<NewApiKey>,
 ) -> ApiResult<Response> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(bad("name must be 1 to 200 characters"));
@@ -557,13 +575,14 @@ pub struct ApiKeyOut {
 /// The org's API keys (never their secrets).
 #[utoipa::path(get, path = "/orgs/{id}/api-keys", tag = "api-keys",
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = [ApiKeyOut]), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = [ApiKeyOut]), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    caller: InOrg<AdminRole>,
+    Path(_id): Path<String>,
 ) -> ApiResult<Json<Vec<ApiKeyOut>>> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let rows = state
         .read_as(&member, async |tx| {
             tenant_reads::api_keys(tx, member.org).await
@@ -588,14 +607,15 @@ pub async fn list_api_keys(
 /// Revoke an API key: it stops working at once.
 #[utoipa::path(delete, path = "/orgs/{id}/api-keys/{key_id}", tag = "api-keys",
     params(("id" = Uuid, Path), ("key_id" = Uuid, Path)),
-    responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path((id, key)): Path<(String, String)>,
+    Path((_id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let member = act_in(&state, caller, parse_org(&id)?, Role::Admin).await?;
+    let member = caller.member();
     let key: Uuid = key.parse().map_err(|_| ApiError::NotFound {
         what: format!("API key {key}"),
     })?;

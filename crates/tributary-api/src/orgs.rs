@@ -1,6 +1,6 @@
 //! `/api/v1/orgs`: commands through the gateway, reads from the `orgs` read model.
 
-use crate::auth::{Actor, AnyRole, Authorized, Caller, Member, act_in};
+use crate::auth::{Actor, AdminRole, AnyRole, Authorized, Caller, InOrg, Member};
 use crate::commands::CommandAccepted;
 use crate::gateway::{self, Command};
 use crate::problem::{ApiError, ApiResult, Problem};
@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tributary_domain::Role;
 use tributary_domain::org::{self, validate_name, validate_slug};
 use tributary_domain::{CommandId, OrgId, slug};
 use tributary_store::queries::{self, OrgRow};
@@ -176,7 +175,8 @@ async fn respond(
         (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
     )
-)]
+,
+    security(("bearer" = ["member"])))]
 pub async fn create_org(
     State(state): State<AppState>,
     caller: Authorized<AnyRole>,
@@ -240,16 +240,17 @@ pub async fn create_org(
         (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
     )
-)]
+,
+    security(("bearer" = ["admin"])))]
 pub async fn update_org(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(body): Json<UpdateOrg>,
 ) -> ApiResult<Response> {
     let org_id = org_id(&id)?;
-    let caller = Caller::Member(act_in(&state, caller, org_id.0, Role::Admin).await?);
+    let caller = Caller::Member(caller.member());
     validate_name(&body.name).map_err(invalid)?;
     let data = serde_json::json!({ "org_id": org_id, "name": body.name });
     org_command(&state, &caller, &headers, org_id, org::RENAME, data).await
@@ -285,15 +286,16 @@ async fn org_command(
         (status = 202, description = "Accepted", body = CommandAccepted),
         (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
     )
-)]
+,
+    security(("bearer" = ["admin"])))]
 pub async fn delete_org(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let org_id = org_id(&id)?;
-    let caller = Caller::Member(act_in(&state, caller, org_id.0, Role::Admin).await?);
+    let caller = Caller::Member(caller.member());
     let data = serde_json::json!({ "org_id": org_id });
     org_command(&state, &caller, &headers, org_id, org::DELETE, data).await
 }
@@ -306,14 +308,15 @@ pub async fn delete_org(
         (status = 200, body = Org),
         (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
     )
-)]
+,
+    security(("bearer" = ["member"])))]
 pub async fn get_org(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AnyRole>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Org>> {
     let org_id = org_id(&id)?;
-    let member = act_in(&state, caller, org_id.0, Role::Member).await?;
+    let member = caller.member();
     state
         .read_as(&member, async |tx| queries::org(tx, org_id.0).await)
         .await?
@@ -338,7 +341,8 @@ fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
         (status = 200, body = OrgPage),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     )
-)]
+,
+    security(("bearer" = ["member"])))]
 pub async fn list_orgs(
     State(state): State<AppState>,
     caller: Authorized<AnyRole>,
@@ -358,8 +362,13 @@ pub async fn list_orgs(
         })?),
     };
     let ids = visible_orgs(&state, &member).await?;
-    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-    let mut rows = queries::orgs(&**client, &ids, after, limit + 1).await?;
+    // A tenant read: row-level security admits the caller's own orgs only, whatever
+    // the list of ids says.
+    let mut rows = state
+        .read_as(&member, async |tx| {
+            queries::orgs(tx, &ids, after, limit + 1).await
+        })
+        .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()

@@ -100,7 +100,9 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             command_id: match &self {
-                Self::Rejected { command_id, .. } => Some(command_id.clone()),
+                Self::Rejected { command_id, .. } if !command_id.is_empty() => {
+                    Some(command_id.clone())
+                }
                 _ => None,
             },
         };

@@ -1,7 +1,7 @@
 //! The security log: failed logins written to the security topic, and
 //! `GET /api/v1/orgs/{id}/security-events` for admins to page through the org's log.
 
-use crate::auth::{Caller, act_in};
+use crate::auth::{AdminRole, InOrg};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio_postgres::GenericClient;
-use tributary_domain::Role;
 use tributary_domain::security::LOGIN_FAILED;
 use tributary_log::Envelope;
 use utoipa::{IntoParams, ToSchema};
@@ -128,17 +127,18 @@ async fn page(
 #[utoipa::path(get, path = "/orgs/{id}/security-events", tag = "members",
     params(("id" = Uuid, Path), SecurityParams),
     responses((status = 200, body = SecurityPage), (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["admin"])))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: InOrg<AdminRole>,
     Path(id): Path<String>,
     Query(params): Query<SecurityParams>,
 ) -> ApiResult<Json<SecurityPage>> {
     let org: Uuid = id.parse().map_err(|_| ApiError::NotFound {
         what: format!("organization {id}"),
     })?;
-    let member = act_in(&state, caller, org, Role::Admin).await?;
+    let member = caller.member();
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::Invalid {

@@ -108,6 +108,29 @@ async fn sign_up_sign_in_refresh_and_sign_out() -> anyhow::Result<()> {
     assert_eq!(unknown_status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong["detail"], unknown["detail"]);
 
+    // Growing delays after repeated failures, per account: 429 with Retry-After.
+    let mut throttled = None;
+    for _ in 0..8 {
+        let response = http
+            .client
+            .post(http.url("/api/v1/auth/login"))
+            .json(&login("grace@example.com", "wrong wrong wrong wrong"))
+            .send()
+            .await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            throttled = response.headers().get("retry-after").cloned();
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let wait: u64 = throttled
+        .expect("repeated failures were never throttled")
+        .to_str()?
+        .parse()?;
+    // The client address is throttled too (every test request comes from 127.0.0.1):
+    // wait the delay out before signing in.
+    tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 200)).await;
+
     let (status, signed_in) = post(
         &http,
         "/api/v1/auth/login",

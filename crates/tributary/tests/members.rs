@@ -284,6 +284,25 @@ async fn admins_manage_members_invitations_domains_and_keys() -> anyhow::Result<
         StatusCode::NO_CONTENT
     );
     assert_eq!(me(&bob).await, StatusCode::UNAUTHORIZED);
+    // No secret in the clear on any topic: API key, invitation token, passwords.
+    let secrets = [
+        key["token"].as_str().unwrap().to_owned(),
+        invitation["token"].as_str().unwrap().to_owned(),
+        "bob has a long passphrase 7".to_owned(),
+        "carol's own long passphrase".to_owned(),
+    ];
+    for (topic, _) in env.topics().all() {
+        for record in env.read_all(&topic)? {
+            let payload = String::from_utf8_lossy(record.payload.as_deref().unwrap_or_default());
+            let headers = format!("{:?}", record.headers);
+            for secret in &secrets {
+                assert!(
+                    !payload.contains(secret.as_str()) && !headers.contains(secret.as_str()),
+                    "a secret on {topic}"
+                );
+            }
+        }
+    }
     app.shutdown().await;
     Ok(())
 }
