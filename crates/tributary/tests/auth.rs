@@ -256,3 +256,56 @@ async fn forged_and_tampered_tokens_are_refused() -> anyhow::Result<()> {
     app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_switches_between_their_orgs() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let (http, session) = Http::signed_up(&app, "multi@example.com", "first").await?;
+    let first = session["org_id"].as_str().unwrap().to_owned();
+    let created = http
+        .client
+        .post(http.url("/api/v1/orgs"))
+        .header("prefer", "wait=20")
+        .json(&json!({ "slug": "second", "name": "Second" }))
+        .send()
+        .await?;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let second: Value = created.json().await?;
+    let second = second["id"].as_str().unwrap().to_owned();
+    let refresh = token(&session, "refresh_token");
+    let (status, switched) = post(
+        &http,
+        "/api/v1/auth/switch-org",
+        json!({ "refresh_token": refresh, "org_id": second }),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{switched}");
+    assert_eq!(switched["org_id"], second.as_str());
+    assert_eq!(switched["role"], "admin");
+    let (_, me) = get(&http, "/api/v1/auth/me", token(&switched, "access_token")).await;
+    assert_eq!(me["org_id"], second.as_str());
+    assert_eq!(me["memberships"].as_array().unwrap().len(), 2);
+    // Not a member of some other org: as if it did not exist.
+    let (status, _) = post(
+        &http,
+        "/api/v1/auth/switch-org",
+        json!({ "refresh_token": token(&switched, "refresh_token"), "org_id": uuid::Uuid::now_v7() }),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Back to the first.
+    let (status, back) = post(
+        &http,
+        "/api/v1/auth/switch-org",
+        json!({ "refresh_token": token(&switched, "refresh_token"), "org_id": first }),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(back["org_id"], first.as_str());
+    app.shutdown().await;
+    Ok(())
+}
