@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod members;
 pub mod ops;
 pub mod orgs;
+pub mod paging;
 pub mod problem;
 pub mod security;
 pub mod state;

@@ -3,6 +3,7 @@
 use crate::auth::{Actor, AdminRole, AnyRole, Authorized, Caller, InOrg, Member};
 use crate::commands::CommandAccepted;
 use crate::gateway::{self, Command};
+use crate::paging::Keyset;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -327,12 +328,6 @@ pub async fn get_org(
         })
 }
 
-fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = cursor.split_once('_')?;
-    let time = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
-    Some((time, id.parse().ok()?))
-}
-
 /// Organizations, oldest first, in pages.
 #[utoipa::path(
     get, path = "/orgs", tag = "orgs",
@@ -349,33 +344,16 @@ pub async fn list_orgs(
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<OrgPage>> {
     let member = caller.member();
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::Invalid {
-            detail: format!("limit must be between 1 and 200, not {limit}"),
-        });
-    }
-    let after = match params.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::Invalid {
-            detail: "cursor is not one this API issued; start again without it".into(),
-        })?),
-    };
+    let keyset = Keyset::parse(params.limit, params.cursor.as_deref())?;
     let ids = visible_orgs(&state, &member).await?;
     // A tenant read: row-level security admits the caller's own orgs only, whatever
     // the list of ids says.
     let mut rows = state
         .read_as(&member, async |tx| {
-            queries::orgs(tx, &ids, after, limit + 1).await
+            queries::orgs(tx, &ids, keyset.after, keyset.fetch()).await
         })
         .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id))
-    } else {
-        None
-    };
+    let next_cursor = keyset.finish(&mut rows, |r| (r.created_at, r.id));
     Ok(Json(OrgPage {
         items: rows.into_iter().map(Org::from).collect(),
         next_cursor,

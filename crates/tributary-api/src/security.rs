@@ -2,7 +2,8 @@
 //! `GET /api/v1/orgs/{id}/security-events` for admins to page through the org's log.
 
 use crate::auth::{AdminRole, InOrg};
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::paging::Keyset;
+use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -83,14 +84,6 @@ pub struct SecurityPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = cursor.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id.parse().ok()?,
-    ))
-}
-
 async fn page(
     client: &impl GenericClient,
     org: Uuid,
@@ -132,35 +125,16 @@ async fn page(
 pub async fn list(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
-    Path(id): Path<String>,
+    Path(_id): Path<String>,
     Query(params): Query<SecurityParams>,
 ) -> ApiResult<Json<SecurityPage>> {
-    let org: Uuid = id.parse().map_err(|_| ApiError::NotFound {
-        what: format!("organization {id}"),
-    })?;
     let member = caller.member();
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::Invalid {
-            detail: format!("limit must be between 1 and 200, not {limit}"),
-        });
-    }
-    let after = match params.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::Invalid {
-            detail: "cursor is not one this API issued; start again without it".into(),
-        })?),
-    };
+    let keyset = Keyset::parse(params.limit, params.cursor.as_deref())?;
     let mut items = state
-        .read_as(&member, async |tx| page(tx, org, after, limit + 1).await)
+        .read_as(&member, async |tx| {
+            page(tx, member.org, keyset.after, keyset.fetch()).await
+        })
         .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|e| format!("{}_{}", e.at.timestamp_micros(), e.id))
-    } else {
-        None
-    };
+    let next_cursor = keyset.finish(&mut items, |e| (e.at, e.id));
     Ok(Json(SecurityPage { items, next_cursor }))
 }
