@@ -125,3 +125,24 @@ pub async fn org_at(
     };
     Ok(Waiters::wait(rx, now, wait).await)
 }
+
+/// Waits until the identity read model (members, invitations, keys) has applied the
+/// org's events up to `version` (read-your-writes for membership changes).
+pub async fn identity_at(
+    state: &AppState,
+    org: uuid::Uuid,
+    version: i64,
+    wait: Duration,
+) -> ApiResult<bool> {
+    let caught_up = move |v: &i64| *v >= version;
+    let rx = state.waiters.identity.register(org, caught_up);
+    let now = {
+        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+        tributary_store::accounts::org_versions(&**client, &[org])
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .find(caught_up)
+    };
+    Ok(Waiters::wait(rx, now, wait).await.is_some())
+}

@@ -71,21 +71,13 @@ pub(crate) async fn change(
         return Err(gateway::rejected(&outcome));
     }
     let version = outcome.aggregate_version.unwrap_or(0);
-    let caught_up = move |v: &i64| *v >= version;
-    let rx = state.waiters.identity.register(member.org, caught_up);
-    let now = {
-        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-        accounts::org_versions(&**client, &[member.org])
-            .await?
-            .into_iter()
-            .map(|(_, v)| v)
-            .find(caught_up)
-    };
     let left = wait.saturating_sub(started.elapsed());
-    Ok(match crate::waiters::Waiters::wait(rx, now, left).await {
-        Some(_) => Ok(()),
-        None => Err(id),
-    })
+    Ok(
+        match gateway::identity_at(state, member.org, version, left).await? {
+            true => Ok(()),
+            false => Err(id),
+        },
+    )
 }
 
 fn done_or_accepted(result: Result<(), tributary_domain::CommandId>, done: Response) -> Response {

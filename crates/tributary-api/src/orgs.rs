@@ -132,6 +132,12 @@ async fn settle(
     let Some(row) = gateway::org_at(state, org_id, version, left).await? else {
         return Ok(accepted(id));
     };
+    // A new org's creator is its admin: that membership lives in the identity model,
+    // and must be there before the creator uses the org.
+    let left = wait.saturating_sub(started.elapsed());
+    if created && !gateway::identity_at(state, org_id, version, left).await? {
+        return Ok(accepted(id));
+    }
     if row.deleted_at.is_some() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -217,17 +223,7 @@ pub async fn create_org(
         gateway::correlation(&headers),
     )
     .await?;
-    let started = std::time::Instant::now();
-    let response = respond(&state, &headers, id, true).await?;
-    // Read-your-writes for the creator too: their admin membership (another read
-    // model) is in place before they use it.
-    if response.status() == StatusCode::CREATED
-        && let Some(wait) = gateway::preferred_wait(&headers, state.max_wait_secs)
-    {
-        let left = wait.saturating_sub(started.elapsed());
-        crate::account::membership_in(&state, user, org_id.0, left).await?;
-    }
-    Ok(response)
+    respond(&state, &headers, id, true).await
 }
 
 /// Rename an organization.
