@@ -65,8 +65,16 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
     let missing = OrgId::new();
     env.command(
         "org",
-        key,
+        &missing.to_string(),
         &command(org::RENAME, json!({ "org_id": missing, "name": "X" })),
+    )
+    .await?;
+    // 5b. A command under a key that is not its aggregate's id (so possibly on the wrong
+    // partition): refused before anything is decided.
+    env.command(
+        "org",
+        key,
+        &command(org::RENAME, json!({ "org_id": OrgId::new(), "name": "Y" })),
     )
     .await?;
     // 6. A ce_id that is no UUID.
@@ -84,7 +92,7 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
     );
     env.command("slug", "fine", &good).await?;
 
-    let results = outcomes(&env, 7).await?;
+    let results = outcomes(&env, 8).await?;
     let by_code: HashMap<String, usize> = results.iter().fold(HashMap::new(), |mut m, r| {
         let code = r.json()["code"].as_str().unwrap_or("accepted").to_owned();
         *m.entry(code).or_default() += 1;
@@ -92,7 +100,7 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
     });
     assert_eq!(by_code.get("malformed"), Some(&3), "{by_code:?}");
     assert_eq!(by_code.get("unknown_type"), Some(&1), "{by_code:?}");
-    assert_eq!(by_code.get("invalid"), Some(&1), "{by_code:?}");
+    assert_eq!(by_code.get("invalid"), Some(&2), "{by_code:?}");
     assert_eq!(by_code.get("not_found"), Some(&1), "{by_code:?}");
     assert_eq!(by_code.get("accepted"), Some(&1), "{by_code:?}");
     for r in &results {
@@ -104,11 +112,28 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
             );
         }
     }
-    let schema_violation = results
+    let invalid: Vec<serde_json::Value> = results
         .iter()
-        .find(|r| r.json()["code"] == "invalid")
+        .map(|r| r.json())
+        .filter(|o| o["code"] == "invalid")
+        .collect();
+    assert!(
+        invalid.iter().any(|o| o["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("record key")),
+        "{invalid:?}"
+    );
+    let schema_violation = invalid
+        .iter()
+        .find(|o| {
+            !o["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("record key")
+        })
         .unwrap()
-        .json();
+        .clone();
     assert!(
         schema_violation["reason"]
             .as_str()
@@ -120,7 +145,7 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
     // Everything not understood is in the dead-letter topic with its context; a
     // well-formed command that was merely refused (not found) is not.
     let letters = env.read_all(&topics.dead_letters())?;
-    assert_eq!(letters.len(), 5, "{letters:#?}");
+    assert_eq!(letters.len(), 6, "{letters:#?}");
     for letter in &letters {
         assert_eq!(
             letter.header("dlq_original_topic"),

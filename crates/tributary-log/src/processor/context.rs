@@ -198,7 +198,12 @@ impl Shared {
             let age = (Utc::now() - time).to_std().unwrap_or_default();
             metrics::histogram!("tributary_command_queue_seconds", "aggregate" => aggregate.to_owned()).record(age);
         }
-        match self.handlers[index].handle(partition, &env.ty, data) {
+        match self.handlers[index].handle(
+            partition,
+            message.key().unwrap_or_default(),
+            &env.ty,
+            data,
+        ) {
             Handled::Decided {
                 aggregate_id,
                 org_id,

@@ -18,7 +18,14 @@ pub trait Handler: Send {
         value: Option<&[u8]>,
     ) -> Result<(), String>;
     fn drop_partition(&mut self, partition: i32);
-    fn handle(&mut self, partition: i32, command_type: &str, data: serde_json::Value) -> Handled;
+    /// Decides a command read from `partition` under record key `key`.
+    fn handle(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        command_type: &str,
+        data: serde_json::Value,
+    ) -> Handled;
     fn commit(&mut self);
     fn abort(&mut self);
     /// How many aggregates are in memory.
@@ -114,7 +121,13 @@ where
         self.staged.retain(|(p, _), _| *p != partition);
     }
 
-    fn handle(&mut self, partition: i32, command_type: &str, data: serde_json::Value) -> Handled {
+    fn handle(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        command_type: &str,
+        data: serde_json::Value,
+    ) -> Handled {
         let command = match A::parse_command(command_type, data) {
             Ok(c) => c,
             Err(rejection) => {
@@ -127,6 +140,22 @@ where
         };
         let id = A::target(&command);
         let org_id = A::org_of(&command);
+        // One partition decides each aggregate, and the key picks the partition: a
+        // command under another key may sit beside none of its aggregate's history.
+        if key != id.as_bytes() {
+            return Handled::Rejected {
+                aggregate_id: Some(id.clone()),
+                org_id,
+                rejection: Rejection::new(
+                    RejectionCode::Invalid,
+                    format!(
+                        "the record key {:?} is not the {} id {id:?}; produce commands keyed by the aggregate id",
+                        String::from_utf8_lossy(key),
+                        A::KIND
+                    ),
+                ),
+            };
+        }
         let current = self.current(partition, &id);
         let version = current.map_or(0, |(v, _)| *v);
         let decision = match A::decide(current.map(|(_, s)| s), &command) {
@@ -219,20 +248,34 @@ mod tests {
         let register = serde_json::json!({ "org_id": id, "slug": "acme", "name": "Acme" });
         let Handled::Decided {
             version, snapshot, ..
-        } = store.handle(0, org::REGISTER, register.clone())
+        } = store.handle(
+            0,
+            id.to_string().as_bytes(),
+            org::REGISTER,
+            register.clone(),
+        )
         else {
             panic!("register was rejected")
         };
         assert_eq!(version, 1);
         assert!(snapshot.is_some());
-        let Handled::Decided { version, .. } = store.handle(0, org::RENAME, rename(id, "Acme 2"))
-        else {
+        let Handled::Decided { version, .. } = store.handle(
+            0,
+            id.to_string().as_bytes(),
+            org::RENAME,
+            rename(id, "Acme 2"),
+        ) else {
             panic!("rename was rejected")
         };
         assert_eq!(version, 2);
         store.abort();
         assert!(matches!(
-            store.handle(0, org::RENAME, rename(id, "Acme 3")),
+            store.handle(
+                0,
+                id.to_string().as_bytes(),
+                org::RENAME,
+                rename(id, "Acme 3")
+            ),
             Handled::Rejected { .. }
         ));
     }
@@ -245,7 +288,7 @@ mod tests {
         let Handled::Decided {
             snapshot: Some(bytes),
             ..
-        } = store.handle(3, org::REGISTER, register)
+        } = store.handle(3, id.to_string().as_bytes(), org::REGISTER, register)
         else {
             panic!("register was rejected")
         };
@@ -253,12 +296,27 @@ mod tests {
         restored
             .load_snapshot(3, &id.to_string(), Some(&bytes))
             .unwrap();
-        let Handled::Decided { version, .. } = restored.handle(3, org::RENAME, rename(id, "New"))
+        let Handled::Decided { version, .. } =
+            restored.handle(3, id.to_string().as_bytes(), org::RENAME, rename(id, "New"))
         else {
             panic!("rename after restore was rejected")
         };
         assert_eq!(version, 2);
         restored.drop_partition(3);
         assert_eq!(restored.loaded(), 0);
+    }
+
+    #[test]
+    fn a_command_under_another_key_is_refused_before_it_is_decided() {
+        let mut store = AggregateStore::<Org>::default();
+        let id = OrgId::new();
+        let register = serde_json::json!({ "org_id": id, "slug": "acme", "name": "Acme" });
+        let Handled::Rejected { rejection, .. } = store.handle(0, b"acme", org::REGISTER, register)
+        else {
+            panic!("a mis-keyed command was decided")
+        };
+        assert_eq!(rejection.code, RejectionCode::Invalid);
+        assert!(rejection.reason.contains("key"), "{}", rejection.reason);
+        assert_eq!(store.loaded(), 0);
     }
 }
