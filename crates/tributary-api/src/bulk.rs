@@ -13,7 +13,7 @@ use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use futures::StreamExt;
 use serde::Serialize;
@@ -143,7 +143,6 @@ pub async fn bulk_members(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<BulkResults>> {
     let member = caller.member();

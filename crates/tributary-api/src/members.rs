@@ -22,7 +22,7 @@ use tributary_store::accounts::{self, tenant_reads};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub(crate) fn parse_org(id: &str) -> ApiResult<Uuid> {
+fn parse_org(id: &str) -> ApiResult<Uuid> {
     id.parse().map_err(|_| ApiError::NotFound {
         what: format!("organization {id}"),
     })
@@ -34,8 +34,9 @@ fn bad(detail: impl Into<String>) -> ApiError {
     }
 }
 
-/// Sends `ty` to the org as `member` and waits until the identity read model shows it.
-/// `Ok(Err(id))`: still in progress after the longest wait (answer 202).
+/// An admin's change: sends `ty` to the org with the admin as its `actor`, and waits
+/// until the identity read model shows it. `Ok(Err(id))`: still in progress after the
+/// longest wait (answer 202).
 pub(crate) async fn change(
     state: &AppState,
     member: Member,
@@ -43,25 +44,29 @@ pub(crate) async fn change(
     ty: &'static str,
     mut data: serde_json::Value,
 ) -> ApiResult<Result<(), tributary_domain::CommandId>> {
-    data["org_id"] = serde_json::json!(member.org);
-    if !matches!(ty, org::ACCEPT_INVITATION) {
-        data["actor"] = serde_json::json!(member.actor.tag());
-    }
-    let key = member.org.to_string();
+    data["actor"] = serde_json::json!(member.actor.tag());
+    send_and_settle(state, Caller::Member(member), member.org, headers, ty, data).await
+}
+
+/// Sends `ty` to org `org` for `caller` and waits until the identity read model shows it.
+async fn send_and_settle(
+    state: &AppState,
+    caller: Caller,
+    org: Uuid,
+    headers: &HeaderMap,
+    ty: &'static str,
+    mut data: serde_json::Value,
+) -> ApiResult<Result<(), tributary_domain::CommandId>> {
+    data["org_id"] = serde_json::json!(org);
+    let key = org.to_string();
     let command = Command {
         aggregate: "org",
         key: &key,
         ty,
-        org_id: Some(OrgId(member.org)),
+        org_id: Some(OrgId(org)),
         data,
     };
-    let id = gateway::send(
-        state,
-        &Caller::Member(member),
-        command,
-        gateway::correlation(headers),
-    )
-    .await?;
+    let id = gateway::send(state, &caller, command, gateway::correlation(headers)).await?;
     let wait = Duration::from_secs(state.max_wait_secs);
     let started = Instant::now();
     let Some(outcome) = gateway::outcome(state, id, wait).await? else {
@@ -73,7 +78,7 @@ pub(crate) async fn change(
     let version = outcome.aggregate_version.unwrap_or(0);
     let left = wait.saturating_sub(started.elapsed());
     Ok(
-        match gateway::identity_at(state, member.org, version, left).await? {
+        match gateway::identity_at(state, org, version, left).await? {
             true => Ok(()),
             false => Err(id),
         },
@@ -107,7 +112,6 @@ pub struct MemberOut {
 pub async fn list_members(
     State(state): State<AppState>,
     caller: InOrg<AnyRole>,
-    Path(_id): Path<String>,
 ) -> ApiResult<Json<Vec<MemberOut>>> {
     let member = caller.member();
     let rows = state
@@ -318,7 +322,6 @@ pub async fn invite(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
     Json(body): Json<NewInvitation>,
 ) -> ApiResult<Response> {
     let member = caller.member();
@@ -359,7 +362,6 @@ pub struct InvitationOut {
 pub async fn list_invitations(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
-    Path(_id): Path<String>,
 ) -> ApiResult<Json<Vec<InvitationOut>>> {
     let member = caller.member();
     let rows = state
@@ -425,17 +427,14 @@ pub async fn accept(
     .ok_or_else(|| {
         ApiError::Unauthenticated("your account is not known here; sign in again".into())
     })?;
-    // The invitee is not a member yet: the command runs in the inviting org's name.
-    let acting = Member {
-        org,
-        role: Role::Member,
-        actor: me.actor,
-    };
+    // The invitee is not a member yet: the invitation, not a role, lets them in.
     let data = serde_json::json!({
         "invitation_id": invitation, "token_hash": secret::hash_token(&body.token),
         "user_id": user, "email": email, "at": Utc::now(),
     });
-    let result = change(&state, acting, &headers, org::ACCEPT_INVITATION, data).await?;
+    let caller = Caller::Member(me);
+    let result =
+        send_and_settle(&state, caller, org, &headers, org::ACCEPT_INVITATION, data).await?;
     Ok(done_or_accepted(
         result,
         StatusCode::NO_CONTENT.into_response(),
@@ -458,7 +457,6 @@ pub async fn set_allowed_domains(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
     Json(body): Json<AllowedDomains>,
 ) -> ApiResult<Response> {
     let member = caller.member();
@@ -511,7 +509,6 @@ pub async fn create_api_key(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
     Json(body): Json<NewApiKey>,
 ) -> ApiResult<Response> {
     let member = caller.member();
@@ -572,7 +569,6 @@ pub struct ApiKeyOut {
 pub async fn list_api_keys(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
-    Path(_id): Path<String>,
 ) -> ApiResult<Json<Vec<ApiKeyOut>>> {
     let member = caller.member();
     let rows = state

@@ -7,7 +7,7 @@ use crate::paging::Keyset;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -75,12 +75,6 @@ pub(crate) fn invalid(rejection: tributary_domain::Rejection) -> ApiError {
     ApiError::Invalid {
         detail: rejection.reason,
     }
-}
-
-fn org_id(id: &str) -> ApiResult<OrgId> {
-    id.parse().map_err(|_| ApiError::NotFound {
-        what: format!("organization {id}"),
-    })
 }
 
 /// 202 pointing at the command, when the client did not wait or the wait ran out.
@@ -242,11 +236,10 @@ pub async fn create_org(
 pub async fn update_org(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
-    Path(id): Path<String>,
     headers: HeaderMap,
     Json(body): Json<UpdateOrg>,
 ) -> ApiResult<Response> {
-    let org_id = org_id(&id)?;
+    let org_id = OrgId(caller.member().org);
     let caller = Caller::Member(caller.member());
     validate_name(&body.name).map_err(invalid)?;
     let data = serde_json::json!({ "org_id": org_id, "name": body.name });
@@ -288,10 +281,9 @@ async fn org_command(
 pub async fn delete_org(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
-    Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let org_id = org_id(&id)?;
+    let org_id = OrgId(caller.member().org);
     let caller = Caller::Member(caller.member());
     let data = serde_json::json!({ "org_id": org_id });
     org_command(&state, &caller, &headers, org_id, org::DELETE, data).await
@@ -310,17 +302,15 @@ pub async fn delete_org(
 pub async fn get_org(
     State(state): State<AppState>,
     caller: InOrg<AnyRole>,
-    Path(id): Path<String>,
 ) -> ApiResult<Json<Org>> {
-    let org_id = org_id(&id)?;
     let member = caller.member();
     state
-        .read_as(&member, async |tx| queries::org(tx, org_id.0).await)
+        .read_as(&member, async |tx| queries::org(tx, member.org).await)
         .await?
         .filter(|r| r.deleted_at.is_none())
         .map(|r| Json(Org::from(r)))
         .ok_or(ApiError::NotFound {
-            what: format!("organization {id}"),
+            what: format!("organization {}", member.org),
         })
 }
 

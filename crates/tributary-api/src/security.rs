@@ -6,7 +6,7 @@ use crate::paging::Keyset;
 use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,6 @@ async fn page(
 pub async fn list(
     State(state): State<AppState>,
     caller: InOrg<AdminRole>,
-    Path(_id): Path<String>,
     Query(params): Query<SecurityParams>,
 ) -> ApiResult<Json<SecurityPage>> {
     let member = caller.member();
