@@ -1,9 +1,11 @@
 //! The HTTP API: a thin command gateway plus queries over the read models.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod bulk;
 pub mod commands;
+pub mod credentials;
 pub mod gateway;
 pub mod members;
 pub mod ops;
@@ -26,7 +28,7 @@ use utoipa_axum::routes;
 #[openapi(
     modifiers(&BearerAuth),
     info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
-    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"))
+    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"), (name = "credentials", description = "Encrypted credentials for sources and destinations"), (name = "security", description = "Audit log and encryption keys"))
 )]
 struct ApiDoc;
 
@@ -75,6 +77,21 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(members::create_api_key, members::list_api_keys))
         .routes(routes!(members::revoke_api_key))
         .routes(routes!(security::list))
+        .routes(routes!(credentials::create, credentials::list))
+        .routes(routes!(
+            credentials::get,
+            credentials::update,
+            credentials::delete
+        ))
+        .routes(routes!(credentials::test))
+        .routes(routes!(credentials::rotate))
+        .routes(routes!(credentials::confirm_rotation))
+        .routes(routes!(credentials::cancel_rotation))
+        .routes(routes!(credentials::reveal))
+        .routes(routes!(credentials::kinds))
+        .routes(routes!(audit::audit))
+        .routes(routes!(audit::encryption))
+        .routes(routes!(audit::rotate))
         .split_for_parts()
 }
 

@@ -20,6 +20,10 @@ pub struct AppState {
     pub waiters: Arc<crate::waiters::Waiters>,
     /// The longest `Prefer: wait` honoured, in seconds.
     pub max_wait_secs: u64,
+    /// Seals and opens secret fields.
+    pub vault: tributary_store::vault::Vault,
+    /// For credential checks against their sources.
+    pub http: reqwest::Client,
 }
 
 impl AppState {

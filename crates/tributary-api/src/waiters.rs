@@ -94,6 +94,8 @@ pub struct Waiters {
     pub memberships: Awaiting<Vec<MembershipRow>>,
     /// Keyed by org: the org version the identity read model has applied.
     pub identity: Awaiting<i64>,
+    /// Keyed by credential: the aggregate version the credentials read model shows.
+    pub credentials: Awaiting<i64>,
 }
 
 impl Waiters {
@@ -123,11 +125,13 @@ impl Waiters {
         let sessions = self.sessions.ids();
         let users = self.memberships.ids();
         let identity = self.identity.ids();
+        let credentials = self.credentials.ids();
         if commands.is_empty()
             && orgs.is_empty()
             && sessions.is_empty()
             && users.is_empty()
             && identity.is_empty()
+            && credentials.is_empty()
         {
             return Ok(());
         }
@@ -155,6 +159,10 @@ impl Waiters {
         if !identity.is_empty() {
             let rows = accounts::org_versions(&**client, &identity).await?;
             self.identity.resolve(rows);
+        }
+        if !credentials.is_empty() {
+            let rows = tributary_store::credentials::versions(&**client, &credentials).await?;
+            self.credentials.resolve(rows);
         }
         Ok(())
     }

@@ -78,3 +78,7 @@ uuid_id!(
     /// An API key of an org, for service accounts and upstream systems.
     ApiKeyId
 );
+uuid_id!(
+    /// A credential of an org: the secrets a connector or destination signs in with.
+    CredentialId
+);

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 mod checks;
+pub mod credential;
 pub mod email;
 pub mod ids;
 pub mod org;
@@ -20,6 +21,15 @@ pub mod security {
 pub mod slug;
 pub mod user;
 
+/// Key events: no aggregate's decision either. The vault writes them to its outbox in
+/// the transaction that changes a key, and the keeper relays them to
+/// `<prefix>.vault.events`. They never carry key material.
+pub mod vault {
+    pub const DATA_KEY_CREATED: &str = "tributary.vault.data_key_created.v1";
+    pub const KEK_ROTATED: &str = "tributary.vault.kek_rotated.v1";
+    pub const SHREDDED: &str = "tributary.vault.shredded.v1";
+}
+
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
@@ -27,7 +37,7 @@ mod tests;
 
 pub use aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode};
 pub use email::{email_domain, normalize_email};
-pub use ids::{ApiKeyId, CommandId, EventId, InvitationId, OrgId, SessionId, UserId};
+pub use ids::{ApiKeyId, CommandId, CredentialId, EventId, InvitationId, OrgId, SessionId, UserId};
 pub use outcome::{CommandOutcome, OutcomeStatus};
 pub use role::Role;
 
@@ -38,4 +48,5 @@ pub const AGGREGATES: &[&str] = &[
     email::Email::KIND,
     user::User::KIND,
     session::Session::KIND,
+    credential::Credential::KIND,
 ];

@@ -95,6 +95,7 @@ pub(crate) fn check_follow_up(f: &FollowUp) {
         "email" => routed::<Email>(f),
         "user" => routed::<User>(f),
         "session" => routed::<Session>(f),
+        "credential" => routed::<crate::credential::Credential>(f),
         other => panic!("no aggregate {other}"),
     }
 }

@@ -3,6 +3,7 @@
 //! it), and only the last step completes, so the client's outcome is the chain's.
 
 use crate::aggregate::{Aggregate, Decision, FollowUp, RejectionCode};
+use crate::credential::Credential;
 use crate::email::{self, Email, EmailState};
 use crate::org::{self, Org, OrgState};
 use crate::outcome::{CommandOutcome, OUTCOME_TYPE, OutcomeStatus};
@@ -348,6 +349,8 @@ fn every_command_and_event_type_is_exercised_and_valid() {
         json!({ "session_id": session, "org_id": org, "reason": "logout" }),
     );
 
+    crate::credential::tests::full_lifecycle();
+
     let seen = seen();
     let missing: Vec<_> = SCHEMAS
         .iter()
@@ -359,6 +362,9 @@ fn every_command_and_event_type_is_exercised_and_valid() {
                 OUTCOME_TYPE,
                 "tributary.snapshot.v1",
                 crate::security::LOGIN_FAILED,
+                crate::vault::DATA_KEY_CREATED,
+                crate::vault::KEK_ROTATED,
+                crate::vault::SHREDDED,
             ]
             .contains(ty)
         })
@@ -407,6 +413,7 @@ fn every_command_type_has_a_schema_and_exactly_one_aggregate() {
         (Email::KIND, Email::COMMAND_TYPES),
         (User::KIND, User::COMMAND_TYPES),
         (Session::KIND, Session::COMMAND_TYPES),
+        (Credential::KIND, Credential::COMMAND_TYPES),
     ]
     .into_iter()
     .flat_map(|(kind, types)| types.iter().map(move |t| (kind, *t)))

@@ -91,6 +91,12 @@ impl Topics {
         format!("{}.security.events", self.prefix)
     }
 
+    /// Key events (data keys created, KEK re-wraps, shredding), relayed from the vault's
+    /// outbox; kept forever like events.
+    pub fn vault(&self) -> String {
+        format!("{}.vault.events", self.prefix)
+    }
+
     /// The aggregate whose command topic this is, if it is one.
     pub fn aggregate_of_commands<'a>(&self, topic: &'a str) -> Option<&'a str> {
         topic
@@ -110,6 +116,7 @@ impl Topics {
         topics.push((self.command_results(), TopicRole::CommandResults));
         topics.push((self.dead_letters(), TopicRole::DeadLetters));
         topics.push((self.security(), TopicRole::Events));
+        topics.push((self.vault(), TopicRole::Events));
         topics
     }
 }

@@ -16,7 +16,9 @@ pub enum Error {
     Url(String),
     #[error("running migrations failed: {0}")]
     Migration(String),
-    #[error("unknown projection {0:?}; known projections: identity, orgs, commands, security")]
+    #[error(
+        "unknown projection {0:?}; known projections: identity, orgs, commands, security, credentials, audit"
+    )]
     UnknownProjection(String),
     #[error("event {event_id} of type {ty} could not be decoded: {reason}")]
     Decode {

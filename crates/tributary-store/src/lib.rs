@@ -2,12 +2,14 @@
 //! log, with their offsets in the same transaction) and the queries the API serves.
 
 pub mod accounts;
+pub mod credentials;
 pub mod db;
 pub mod error;
 pub mod notify;
 pub mod projection;
 pub mod queries;
 pub mod tenant;
+pub mod vault;
 
 pub use db::{Db, connect, migrate};
 pub use error::{Error, Result};

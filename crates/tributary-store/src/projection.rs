@@ -7,9 +7,12 @@
 //! swap between two batches and continues from the new version's offsets.
 
 mod commands;
+mod credentials;
 mod identity;
 mod orgs;
 mod security;
+
+pub use credentials::{AuditRecord, audit_entry};
 
 use crate::error::{Error, Result, pg};
 use std::collections::HashMap;
@@ -24,6 +27,10 @@ pub enum Projection {
     Identity,
     /// Who did what to accounts, members, keys and sessions, per org.
     Security,
+    /// Credentials with their sealed secrets and masks (never plaintext).
+    Credentials,
+    /// Who did what to credentials and keys.
+    Audit,
 }
 
 /// One read-model table of a projection.
@@ -50,11 +57,13 @@ pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
     /// Identity first: the other projections' policies read its `members` view.
-    pub const ALL: [Projection; 4] = [
+    pub const ALL: [Projection; 6] = [
         Projection::Identity,
         Projection::Orgs,
         Projection::Commands,
         Projection::Security,
+        Projection::Credentials,
+        Projection::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +72,8 @@ impl Projection {
             Self::Commands => "commands",
             Self::Identity => "identity",
             Self::Security => "security",
+            Self::Credentials => "credentials",
+            Self::Audit => "audit",
         }
     }
 
@@ -88,6 +99,7 @@ impl Projection {
                 topics.events("session"),
                 topics.security(),
             ],
+            Self::Credentials | Self::Audit => vec![topics.events("credential"), topics.vault()],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
                     .iter()
@@ -125,6 +137,8 @@ impl Projection {
                 policy: Some("org_id = tributary_current_org()"),
                 ddl: include_str!("../sql/security_events.sql"),
             }],
+            Self::Credentials => credentials::TABLES,
+            Self::Audit => credentials::AUDIT_TABLES,
         }
     }
 
@@ -146,6 +160,8 @@ impl Projection {
             Self::Commands => commands::apply(tx, &table, batch).await,
             Self::Identity => identity::apply(tx, version, batch).await,
             Self::Security => security::apply(tx, &table, batch).await,
+            Self::Credentials => credentials::apply(tx, version, batch).await,
+            Self::Audit => credentials::apply_audit(tx, &table, batch).await,
         }
     }
 }

@@ -30,6 +30,32 @@ pub fn init_logging() {
     }
 }
 
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "test failed: keeping topics {}.* and database {} (scripts/infra sweep removes them)",
+                self.prefix, self.database
+            );
+            return;
+        }
+        let (prefix, database, kafka) = (self.prefix.clone(), self.database.clone(), self.kafka());
+        // Drop cannot await, and the test's runtime may be single-threaded: clean
+        // up on a thread of its own.
+        let cleaned = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(Self::clean_up(prefix, database, kafka)))
+        })
+        .join();
+        if let Ok(Err(e)) = cleaned {
+            eprintln!("cleaning up after the test: {e:#}");
+        }
+    }
+}
+
 /// One test's world: a topic prefix, a database, and settings pointing at both.
 pub struct TestEnv {
     pub settings: Settings,
@@ -76,6 +102,8 @@ impl TestEnv {
             jwt_issuer: "tributary".into(),
             access_ttl_secs: 900,
             refresh_ttl_secs: 3600,
+            kek: Some(tributary_vault::KekRing::generate_entry("test-kek")?),
+            kek_file: None,
         };
         tributary::app::setup(&settings).await?;
         Ok(Self {
@@ -87,6 +115,43 @@ impl TestEnv {
 
     pub fn topics(&self) -> Topics {
         Topics::new(&self.prefix)
+    }
+
+    /// Deletes this test's topics and drops its database. A broker that keeps
+    /// thousands of old test partitions takes minutes to start, so every test
+    /// cleans up after itself; a failed test keeps its data for inspection
+    /// (`scripts/infra sweep` removes such leftovers).
+    async fn clean_up(
+        prefix: String,
+        database: String,
+        kafka: KafkaSettings,
+    ) -> anyhow::Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        let admin: AdminClient<_> = kafka.base().create()?;
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))?;
+        let ours: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|name| name.starts_with(&format!("{prefix}.")))
+            .collect();
+        if !ours.is_empty() {
+            let names: Vec<&str> = ours.iter().map(String::as_str).collect();
+            admin.delete_topics(&names, &AdminOptions::new()).await?;
+        }
+        let admin_url = env_or(
+            "TRIBUTARY_DATABASE_URL",
+            "postgres://tributary:tributary@127.0.0.1:15432/tributary",
+        );
+        let (client, connection) =
+            tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .await?;
+        Ok(())
     }
 
     pub fn kafka(&self) -> KafkaSettings {
@@ -333,6 +398,10 @@ impl TestEnv {
             .env("TRIBUTARY_KAFKA_BROKERS", &self.settings.kafka_brokers)
             .env("TRIBUTARY_DATABASE_URL", &self.settings.database_url)
             .env("TRIBUTARY_TOPIC_PREFIX", &self.prefix)
+            .env(
+                "TRIBUTARY_KEK",
+                self.settings.kek.as_deref().unwrap_or_default(),
+            )
             .env("TRIBUTARY_INSTANCE_ID", instance)
             .env("TRIBUTARY_PROCESSOR_BATCH", "100")
             .env("TRIBUTARY_PROJECTOR_BATCH", "100")

@@ -24,6 +24,7 @@ pub struct Roles {
     pub api: bool,
     pub processor: bool,
     pub projector: bool,
+    pub keeper: bool,
 }
 
 impl Roles {
@@ -31,6 +32,13 @@ impl Roles {
         api: true,
         processor: true,
         projector: true,
+        keeper: true,
+    };
+    pub const NONE: Roles = Roles {
+        api: false,
+        processor: false,
+        projector: false,
+        keeper: false,
     };
 }
 
@@ -40,6 +48,7 @@ pub struct Running {
     pub db: Db,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     server_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -52,6 +61,9 @@ impl Running {
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
         }
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || {
@@ -149,8 +161,30 @@ pub async fn start(
             );
         }
     }
+    let vault = if roles.api || roles.keeper {
+        Some(tributary_store::vault::Vault::new(
+            db.clone(),
+            Arc::new(settings.kek_ring()?),
+        ))
+    } else {
+        None
+    };
+    let mut tasks = Vec::new();
+    if roles.keeper
+        && let Some(vault) = &vault
+    {
+        let keeper = Arc::new(crate::keeper::Keeper {
+            kafka: kafka.clone(),
+            topics: topics.clone(),
+            db: db.clone(),
+            vault: vault.clone(),
+        });
+        tasks.push(tokio::spawn(keeper.run(stop.clone())));
+    }
     let (mut addr, mut server, mut server_stop) = (None, None, None);
-    if roles.api {
+    if roles.api
+        && let Some(vault) = vault
+    {
         let producer: FutureProducer = kafka.producer().create()?;
         let probe: Option<tributary_api::ReadinessProbe> = roles.projector.then(|| {
             let readiness = readiness.clone();
@@ -168,6 +202,12 @@ pub async fn start(
                 db.clone(),
                 tributary_store::notify::listen(settings.database_url.clone()),
             ),
+            vault,
+            http: reqwest::Client::builder()
+                .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
+                .timeout(std::time::Duration::from_secs(15))
+                .build()
+                .context("building the HTTP client")?,
         };
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
@@ -196,6 +236,7 @@ pub async fn start(
         db,
         stop,
         threads,
+        tasks,
         server,
         server_stop,
     })

@@ -2,6 +2,8 @@
 //! in-process.
 
 pub mod app;
+pub mod audit;
+pub mod keeper;
 pub mod settings;
 
 pub use app::{Roles, Running, start};

@@ -27,6 +27,35 @@ enum Command {
     Processor,
     /// The projectors only.
     Projector,
+    /// The vault's background work only: relays key events, shreds the keys of deleted
+    /// orgs, re-encrypts secrets under retired data keys.
+    Keeper,
+    /// Key-encryption keys: generate one, re-wrap every data key, show what wraps what.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Who did what to an org's credentials and keys, replayed from the log alone.
+    Audit {
+        #[arg(long)]
+        org: uuid::Uuid,
+        #[arg(long)]
+        credential: Option<uuid::Uuid>,
+        /// `user:<id>`, `key:<id>` or `system:<role>`.
+        #[arg(long)]
+        actor: Option<String>,
+        /// e.g. `credential.revealed`.
+        #[arg(long)]
+        action: Option<String>,
+        /// RFC 3339, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Applies the numbered SQL files in migrations/.
     Migrate,
     /// Creates, lists or describes the installation's topics.
@@ -42,6 +71,21 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         batch: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Prints a new key-encryption key entry `id:BASE64` for TRIBUTARY_KEK.
+    GenerateKek {
+        /// The key's id, e.g. `kek-2026-11`.
+        #[arg(long, default_value = "kek-1")]
+        id: String,
+    },
+    /// Re-wraps every data key with the first key in TRIBUTARY_KEK (put the new key
+    /// first and keep the old one listed until this has finished).
+    RotateKek,
+    /// How many data keys each key-encryption key wraps.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,19 +121,40 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Api => Roles {
             api: true,
-            processor: false,
-            projector: false,
+            ..Roles::NONE
         },
         Command::Processor => Roles {
-            api: false,
             processor: true,
-            projector: false,
+            ..Roles::NONE
         },
         Command::Projector => Roles {
-            api: false,
-            processor: false,
             projector: true,
+            ..Roles::NONE
         },
+        Command::Keeper => Roles {
+            keeper: true,
+            ..Roles::NONE
+        },
+        Command::Keys { action } => return keys(&settings, action).await,
+        Command::Audit {
+            org,
+            credential,
+            actor,
+            action,
+            since,
+            until,
+            json,
+        } => {
+            let query = tributary::audit::Query {
+                org,
+                credential,
+                actor,
+                action,
+                since,
+                until,
+            };
+            return audit(&settings, query, json).await;
+        }
         Command::Migrate => {
             let applied = tributary_store::migrate(&settings.database_url).await?;
             if applied.is_empty() {
@@ -187,5 +252,71 @@ async fn rebuild(settings: &Settings, name: &str, batch: usize) -> anyhow::Resul
         report.seconds,
         report.per_second()
     );
+    Ok(())
+}
+
+async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
+    if let KeysAction::GenerateKek { id } = action {
+        let entry = tributary_vault::KekRing::generate_entry(&id)?;
+        println!("{entry}");
+        eprintln!(
+            "put it first in TRIBUTARY_KEK (keep older keys after it until `tributary keys rotate-kek` has run)"
+        );
+        return Ok(());
+    }
+    let ring = std::sync::Arc::new(settings.kek_ring()?);
+    let db = tributary_store::connect(&settings.database_url, 2)?;
+    let vault = tributary_store::vault::Vault::new(db, ring.clone());
+    match action {
+        KeysAction::GenerateKek { .. } => unreachable!("answered above"),
+        KeysAction::RotateKek => {
+            eprintln!("re-wrapping every data key with {}…", ring.primary_id());
+            let done = vault
+                .rotate_kek("system:cli", |n| eprintln!("  {n} keys re-wrapped"))
+                .await?;
+            println!(
+                "re-wrapped {done} data keys with {}; older keys can leave TRIBUTARY_KEK once `tributary keys status` shows they wrap none",
+                ring.primary_id()
+            );
+        }
+        KeysAction::Status => {
+            println!("primary KEK: {}", ring.primary_id());
+            for (kek, n) in vault.keys_per_kek().await? {
+                let configured = if ring.contains(&kek) {
+                    ""
+                } else {
+                    "  (NOT CONFIGURED)"
+                };
+                println!("{kek}\t{n} data keys{configured}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn audit(
+    settings: &Settings,
+    query: tributary::audit::Query,
+    json: bool,
+) -> anyhow::Result<()> {
+    let kafka = KafkaSettings::new(&settings.kafka_brokers);
+    let topics = Topics::new(&settings.topic_prefix);
+    let entries =
+        tokio::task::spawn_blocking(move || tributary::audit::replay(&kafka, &topics, &query))
+            .await??;
+    for e in &entries {
+        if json {
+            println!("{}", serde_json::to_string(e)?);
+        } else {
+            println!(
+                "{}\t{}\t{}\t{}",
+                e.at.to_rfc3339(),
+                e.action,
+                e.actor.as_deref().unwrap_or("-"),
+                e.credential_id.map_or("-".to_owned(), |c| c.to_string()),
+            );
+        }
+    }
+    eprintln!("{} entries", entries.len());
     Ok(())
 }

@@ -112,6 +112,15 @@ pub struct Settings {
         global = true
     )]
     pub refresh_ttl_secs: u64,
+    /// Key-encryption keys that wrap the vault's data keys: `id:BASE64[,id:BASE64...]`,
+    /// each 32 random bytes (`tributary keys generate-kek`). The first wraps new data
+    /// keys; every one listed unwraps, so to rotate put a new key first, run
+    /// `tributary keys rotate-kek`, then drop the old one. Or use TRIBUTARY_KEK_FILE.
+    #[arg(long, env = "TRIBUTARY_KEK", global = true, hide_env_values = true)]
+    pub kek: Option<String>,
+    /// A file holding the key-encryption keys (same format, one per line allowed).
+    #[arg(long, env = "TRIBUTARY_KEK_FILE", global = true)]
+    pub kek_file: Option<std::path::PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -123,6 +132,12 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The key-encryption keys, or a clear error saying how to configure them.
+    pub fn kek_ring(&self) -> anyhow::Result<tributary_vault::KekRing> {
+        tributary_vault::KekRing::from_config(self.kek.as_deref(), self.kek_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("the vault's key-encryption key is not usable: {e}"))
+    }
+
     pub fn instance_id(&self) -> String {
         self.instance_id
             .clone()

@@ -120,6 +120,7 @@ async fn a_projector_killed_mid_batch_ends_equal_to_a_rebuild_from_scratch() -> 
             api: false,
             processor: true,
             projector: false,
+            keeper: false,
         })
         .await?;
     let ids = env.create_orgs(3000, "proj").await?;

@@ -80,9 +80,12 @@ fn fill(path: &str, ids: &HashMap<&str, String>) -> String {
     for (name, value) in ids {
         out = out.replace(&format!("{{{name}}}"), value);
     }
-    // The one path whose `{id}` is not an org.
+    // The paths whose `{id}` is not an org.
     if path.starts_with("/commands/") {
         out = path.replace("{id}", &ids["command_id"]);
+    }
+    if path.starts_with("/credentials/") {
+        out = path.replace("{id}", &ids["credential_id"]);
     }
     out
 }
@@ -161,7 +164,21 @@ async fn every_protected_operation_checks_tenant_and_role() -> anyhow::Result<()
         .await?
         .json()
         .await?;
+    // A credential whose source is a closed port: its test answers "unreachable" at once.
+    let credential: Value = admin
+        .client
+        .post(admin.url("/api/v1/credentials"))
+        .json(&json!({ "kind": "github_token", "name": "matrix",
+                       "values": { "token": "ghp_matrixmatrixmatrix", "base_url": "http://127.0.0.1:9" } }))
+        .send()
+        .await?
+        .json()
+        .await?;
     let ids: HashMap<&str, String> = HashMap::from([
+        (
+            "credential_id",
+            credential["id"].as_str().unwrap().to_owned(),
+        ),
         ("id", org.clone()),
         ("user_id", victim),
         ("invitation_id", pending["id"].as_str().unwrap().to_owned()),

@@ -41,6 +41,7 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
             api: false,
             processor: true,
             projector: false,
+            keeper: false,
         })
         .await?;
     let key = "same-key";
@@ -177,6 +178,7 @@ async fn a_repeated_command_id_gets_its_first_outcome_again() -> anyhow::Result<
             api: false,
             processor: true,
             projector: false,
+            keeper: false,
         })
         .await?;
     let org_id = OrgId::new();

@@ -46,13 +46,16 @@ impl ProcessorConfig {
 
 /// Every aggregate the processor serves.
 pub fn default_handlers() -> Vec<Box<dyn Handler>> {
-    use tributary_domain::{email::Email, org::Org, session::Session, slug::Slug, user::User};
+    use tributary_domain::{
+        credential::Credential, email::Email, org::Org, session::Session, slug::Slug, user::User,
+    };
     vec![
         Box::new(AggregateStore::<Org>::default()),
         Box::new(AggregateStore::<Slug>::default()),
         Box::new(AggregateStore::<Email>::default()),
         Box::new(AggregateStore::<User>::default()),
         Box::new(AggregateStore::<Session>::default()),
+        Box::new(AggregateStore::<Credential>::default()),
     ]
 }
 
