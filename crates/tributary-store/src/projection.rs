@@ -185,6 +185,33 @@ impl Registry {
     /// active version.
     pub async fn ensure(client: &impl GenericClient, projection: Projection) -> Result<i32> {
         if let Some(version) = Self::active(client, projection).await? {
+            // A table added to the projection after this version was built is created
+            // (empty) here; its rows come with a rebuild, which the warning asks for.
+            let mut missing = Vec::new();
+            for table in projection.tables() {
+                let name = table.versioned(version);
+                let row = client
+                    .query_one(
+                        "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                        &[&name, &table.name],
+                    )
+                    .await
+                    .map_err(pg("checking projection tables"))?;
+                if !row.get::<_, bool>(0) {
+                    missing.push(name);
+                }
+            }
+            if !missing.is_empty() {
+                Self::create_tables(client, projection, version).await?;
+                Self::point_view(client, projection, version).await?;
+                tracing::warn!(
+                    projection = projection.name(),
+                    tables = ?missing,
+                    "the projection gained tables since it was built; they start empty: \
+                     run `tributary rebuild {}` to fill them from the log",
+                    projection.name()
+                );
+            }
             // Installations from before row-level security get it here.
             Self::secure(client, projection, version).await?;
             Self::secure_view(client, projection).await?;
