@@ -93,7 +93,7 @@ fn field_errors(errors: Vec<tributary_connectors::credentials::FieldError>) -> A
 pub type Values = serde_json::Map<String, serde_json::Value>;
 
 /// Seals each secret field under the org's data key, bound to this credential and field.
-async fn seal(
+pub(crate) async fn seal(
     state: &AppState,
     org: Uuid,
     credential: Uuid,
@@ -144,7 +144,7 @@ fn split(
 
 /// Sends a credential command and waits until the read model shows it. `Ok(Err(id))`:
 /// still in progress after the longest wait (answer 202).
-async fn send(
+pub(crate) async fn send(
     state: &AppState,
     member: &Member,
     headers: &HeaderMap,
@@ -279,7 +279,7 @@ async fn read_one(
         .ok_or_else(|| not_found(id))
 }
 
-async fn answer(
+pub(crate) async fn answer(
     state: &AppState,
     member: &Member,
     id: Uuid,

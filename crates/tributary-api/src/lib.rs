@@ -8,6 +8,7 @@ pub mod commands;
 pub mod credentials;
 pub mod gateway;
 pub mod members;
+pub mod oauth;
 pub mod ops;
 pub mod orgs;
 pub mod paging;
@@ -92,6 +93,9 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::audit))
         .routes(routes!(audit::encryption))
         .routes(routes!(audit::rotate))
+        .routes(routes!(oauth::providers))
+        .routes(routes!(oauth::start))
+        .routes(routes!(oauth::callback))
         .split_for_parts()
 }
 

@@ -34,23 +34,36 @@ pub async fn login_failed(
     if let Some(addr) = addr {
         data["addr"] = serde_json::json!(addr.to_string());
     }
-    let env = match Envelope::json(crate::gateway::SOURCE, LOGIN_FAILED, &data) {
+    let key = user
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| email.to_owned());
+    record(state, LOGIN_FAILED, &key, None, &data).await;
+}
+
+/// Writes a security event that is no aggregate's decision to the security topic. A
+/// failure to record is logged and does not change the answer to the client.
+pub async fn record(
+    state: &AppState,
+    ty: &'static str,
+    key: &str,
+    org: Option<Uuid>,
+    data: &serde_json::Value,
+) {
+    let mut env = match Envelope::json(crate::gateway::SOURCE, ty, data) {
         Ok(env) => env,
         Err(e) => {
             tracing::warn!(error = %e, "could not encode a security event");
             return;
         }
     };
+    env.org_id = org.map(tributary_domain::OrgId);
     let topic = state.topics.security();
-    let key = user
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| email.to_owned());
     let record = FutureRecord::to(&topic)
-        .key(&key)
+        .key(key)
         .payload(&env.data)
         .headers(env.encode_headers());
     if let Err((e, _)) = state.producer.send(record, Duration::from_secs(5)).await {
-        tracing::warn!(error = %e, "could not record a failed login on the security topic");
+        tracing::warn!(error = %e, event = ty, "could not record a security event on the security topic");
     }
 }
 

@@ -24,6 +24,8 @@ pub struct AppState {
     pub vault: tributary_store::vault::Vault,
     /// For credential checks against their sources.
     pub http: reqwest::Client,
+    /// OAuth providers, state signing, redirect address.
+    pub oauth: Arc<crate::oauth::OAuth>,
 }
 
 impl AppState {

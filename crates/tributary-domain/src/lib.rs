@@ -17,6 +17,8 @@ pub mod session;
 pub mod security {
     /// A sign-in failed or was throttled (`<prefix>.security.events`).
     pub const LOGIN_FAILED: &str = "tributary.security.login_failed.v1";
+    /// An OAuth authorization failed (denied, bad state, token endpoint error).
+    pub const OAUTH_FAILED: &str = "tributary.security.oauth_failed.v1";
 }
 pub mod slug;
 pub mod user;

@@ -393,6 +393,11 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         SchemaKind::Event,
         include_str!("../../../schemas/events/tributary.vault.shredded.v1.json"),
     ),
+    (
+        "tributary.security.oauth_failed.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.security.oauth_failed.v1.json"),
+    ),
 ];
 
 static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(|| {

@@ -362,6 +362,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
                 OUTCOME_TYPE,
                 "tributary.snapshot.v1",
                 crate::security::LOGIN_FAILED,
+                crate::security::OAUTH_FAILED,
                 crate::vault::DATA_KEY_CREATED,
                 crate::vault::KEK_ROTATED,
                 crate::vault::SHREDDED,

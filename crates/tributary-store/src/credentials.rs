@@ -275,3 +275,35 @@ pub async fn password_hash(client: &impl GenericClient, user: Uuid) -> Result<Op
         .map_err(pg("looking up a password"))?;
     Ok(row.map(|r| r.get(0)))
 }
+
+/// Live OAuth credentials (system read, for the refresher).
+pub async fn oauth_credentials(client: &impl GenericClient) -> Result<Vec<CredentialRow>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM credentials WHERE kind = 'oauth2' AND status = 'active' \
+                 ORDER BY id"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg("listing OAuth credentials"))?;
+    Ok(rows.iter().map(credential).collect())
+}
+
+/// The secret fields of one version of a credential (system read).
+pub async fn secrets_of(
+    client: &impl GenericClient,
+    credential: Uuid,
+    version: i32,
+) -> Result<Vec<SecretRow>> {
+    let rows = client
+        .query(
+            "SELECT credential_id, secret_version, field, sealed, mask, key_version, shredded \
+             FROM credential_secrets WHERE credential_id = $1 AND secret_version = $2",
+            &[&credential, &version],
+        )
+        .await
+        .map_err(pg("reading credential secrets"))?;
+    Ok(rows.iter().map(secret).collect())
+}

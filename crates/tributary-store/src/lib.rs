@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod db;
 pub mod error;
 pub mod notify;
+pub mod oauth;
 pub mod projection;
 pub mod queries;
 pub mod tenant;

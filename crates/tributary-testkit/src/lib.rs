@@ -104,6 +104,9 @@ impl TestEnv {
             refresh_ttl_secs: 3600,
             kek: Some(tributary_vault::KekRing::generate_entry("test-kek")?),
             kek_file: None,
+            oauth_providers: None,
+            public_url: None,
+            refresh_tick_secs: 1,
         };
         tributary::app::setup(&settings).await?;
         Ok(Self {
@@ -377,8 +380,10 @@ impl Http {
         );
         Ok(Self {
             base: self.base.clone(),
+            // A redirect (OAuth start) is an answer to check, not to follow.
             client: reqwest::Client::builder()
                 .default_headers(headers)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()?,
         })
     }

@@ -124,6 +124,20 @@ impl KekRing {
         &self.keks[0].id
     }
 
+    /// A 32-byte key for another purpose (e.g. signing OAuth `state`), derived from the
+    /// primary KEK with HMAC-SHA256 over `purpose`. It changes when the primary KEK
+    /// does, so use it only for short-lived values (minutes), never for stored data.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; KEY_LEN]> {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.keks[0].key[..])
+            .expect("HMAC takes a key of any length");
+        mac.update(b"tributary/v1/derive/");
+        mac.update(purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+
     /// Every configured id, primary first.
     pub fn ids(&self) -> Vec<&str> {
         self.keks.iter().map(|kek| kek.id.as_str()).collect()

@@ -25,6 +25,7 @@ pub struct Roles {
     pub processor: bool,
     pub projector: bool,
     pub keeper: bool,
+    pub refresher: bool,
 }
 
 impl Roles {
@@ -33,12 +34,14 @@ impl Roles {
         processor: true,
         projector: true,
         keeper: true,
+        refresher: true,
     };
     pub const NONE: Roles = Roles {
         api: false,
         processor: false,
         projector: false,
         keeper: false,
+        refresher: false,
     };
 }
 
@@ -161,14 +164,14 @@ pub async fn start(
             );
         }
     }
-    let vault = if roles.api || roles.keeper {
-        Some(tributary_store::vault::Vault::new(
-            db.clone(),
-            Arc::new(settings.kek_ring()?),
-        ))
+    let ring = if roles.api || roles.keeper || roles.refresher {
+        Some(Arc::new(settings.kek_ring()?))
     } else {
         None
     };
+    let vault = ring
+        .as_ref()
+        .map(|ring| tributary_store::vault::Vault::new(db.clone(), ring.clone()));
     let mut tasks = Vec::new();
     if roles.keeper
         && let Some(vault) = &vault
@@ -181,6 +184,21 @@ pub async fn start(
         });
         tasks.push(tokio::spawn(keeper.run(stop.clone())));
     }
+    if roles.refresher
+        && let Some(vault) = &vault
+    {
+        let refresher = Arc::new(crate::refresher::Refresher {
+            kafka: kafka.clone(),
+            topics: topics.clone(),
+            db: db.clone(),
+            vault: vault.clone(),
+            providers: settings.oauth_providers()?,
+            http: tributary_oauth::http_client().context("building the OAuth HTTP client")?,
+            policy: tributary_oauth::RefreshPolicy::new(),
+            tick: std::time::Duration::from_secs(settings.refresh_tick_secs.max(1)),
+        });
+        tasks.push(tokio::spawn(refresher.run(stop.clone())));
+    }
     let (mut addr, mut server, mut server_stop) = (None, None, None);
     if roles.api
         && let Some(vault) = vault
@@ -190,6 +208,15 @@ pub async fn start(
             let readiness = readiness.clone();
             Arc::new(move || readiness.behind()) as tributary_api::ReadinessProbe
         });
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {}; is another process using it? set TRIBUTARY_LISTEN",
+                    settings.listen
+                )
+            })?;
+        addr = Some(listener.local_addr()?);
         let state = AppState {
             producer,
             topics: topics.clone(),
@@ -202,6 +229,22 @@ pub async fn start(
                 db.clone(),
                 tributary_store::notify::listen(settings.database_url.clone()),
             ),
+            oauth: Arc::new(tributary_api::oauth::OAuth {
+                providers: settings.oauth_providers()?,
+                signer: tributary_oauth::StateSigner::new(
+                    *ring
+                        .as_ref()
+                        .context("the API role has a key ring")?
+                        .derive("oauth-state"),
+                ),
+                public_url: match &settings.public_url {
+                    Some(_) => settings.public_url()?,
+                    None => {
+                        tributary_oauth::Url::parse(&format!("http://{}", listener.local_addr()?))?
+                    }
+                },
+                http: tributary_oauth::http_client().context("building the OAuth HTTP client")?,
+            }),
             vault,
             http: reqwest::Client::builder()
                 .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
@@ -209,15 +252,6 @@ pub async fn start(
                 .build()
                 .context("building the HTTP client")?,
         };
-        let listener = tokio::net::TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "listening on {}; is another process using it? set TRIBUTARY_LISTEN",
-                    settings.listen
-                )
-            })?;
-        addr = Some(listener.local_addr()?);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         server_stop = Some(tx);
         let app = tributary_api::router(state);

@@ -197,21 +197,16 @@ impl Keeper {
                     "version": secret_version, "secrets": moved,
                     "actor": ACTOR, "at": Utc::now(),
                 });
-                let mut env =
-                    Envelope::new(SOURCE, credential::REENCRYPT, serde_json::to_vec(&data)?);
-                env.subject = Some(record.clone());
-                env.org_id = Some(OrgId(org_id));
-                let topic = self.topics.commands(Credential::KIND);
-                producer
-                    .send(
-                        FutureRecord::to(&topic)
-                            .key(&record)
-                            .payload(&env.data)
-                            .headers(env.encode_headers()),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .map_err(|(e, _)| anyhow::anyhow!("producing a re-encryption: {e}"))?;
+                crate::produce::command(
+                    producer,
+                    &self.topics,
+                    SOURCE,
+                    (Credential::KIND, &record),
+                    credential::REENCRYPT,
+                    OrgId(org_id),
+                    &data,
+                )
+                .await?;
                 sent.insert((credential_id, secret_version, current), Instant::now());
                 tracing::info!(credential = %credential_id, secret_version, to_key = current, "re-encrypting a credential");
             }

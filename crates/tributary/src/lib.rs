@@ -4,6 +4,8 @@
 pub mod app;
 pub mod audit;
 pub mod keeper;
+pub mod produce;
+pub mod refresher;
 pub mod settings;
 
 pub use app::{Roles, Running, start};

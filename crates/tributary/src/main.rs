@@ -30,6 +30,8 @@ enum Command {
     /// The vault's background work only: relays key events, shreds the keys of deleted
     /// orgs, re-encrypts secrets under retired data keys.
     Keeper,
+    /// Renews OAuth tokens before they expire (one renewal per credential at a time).
+    Refresher,
     /// Key-encryption keys: generate one, re-wrap every data key, show what wraps what.
     Keys {
         #[command(subcommand)]
@@ -133,6 +135,10 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::Keeper => Roles {
             keeper: true,
+            ..Roles::NONE
+        },
+        Command::Refresher => Roles {
+            refresher: true,
             ..Roles::NONE
         },
         Command::Keys { action } => return keys(&settings, action).await,

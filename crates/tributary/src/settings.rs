@@ -121,6 +121,29 @@ pub struct Settings {
     /// A file holding the key-encryption keys (same format, one per line allowed).
     #[arg(long, env = "TRIBUTARY_KEK_FILE", global = true)]
     pub kek_file: Option<std::path::PathBuf>,
+    /// OAuth providers, a JSON object: `{"github": {"client_id": "...", "client_secret":
+    /// "..."}, ...}`. Built-in names (github, google, slack, atlassian, notion, microsoft)
+    /// fill in endpoints and scopes; any other name is a custom provider that gives
+    /// `authorize_url` and `token_url` too. Unset: no OAuth.
+    #[arg(
+        long,
+        env = "TRIBUTARY_OAUTH_PROVIDERS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub oauth_providers: Option<String>,
+    /// The API's address as browsers reach it; OAuth providers redirect to
+    /// `<public url>/api/v1/oauth/<provider>/callback`. Default: `http://<listen>`.
+    #[arg(long, env = "TRIBUTARY_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// How often the refresher looks for OAuth tokens to renew, in seconds.
+    #[arg(
+        long,
+        env = "TRIBUTARY_REFRESH_TICK",
+        default_value_t = 30,
+        global = true
+    )]
+    pub refresh_tick_secs: u64,
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -132,6 +155,23 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The OAuth providers from the settings (none when unset).
+    pub fn oauth_providers(&self) -> anyhow::Result<tributary_oauth::Providers> {
+        tributary_oauth::Providers::from_config(self.oauth_providers.as_deref().unwrap_or("{}"))
+            .map_err(|e| anyhow::anyhow!("TRIBUTARY_OAUTH_PROVIDERS is not valid: {e}"))
+    }
+
+    /// Where browsers reach the API.
+    pub fn public_url(&self) -> anyhow::Result<tributary_oauth::Url> {
+        let raw = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        tributary_oauth::Url::parse(&raw).map_err(|e| {
+            anyhow::anyhow!("TRIBUTARY_PUBLIC_URL {raw:?} is not a URL ({e}); e.g. https://tributary.example.com")
+        })
+    }
+
     /// The key-encryption keys, or a clear error saying how to configure them.
     pub fn kek_ring(&self) -> anyhow::Result<tributary_vault::KekRing> {
         tributary_vault::KekRing::from_config(self.kek.as_deref(), self.kek_file.as_deref())

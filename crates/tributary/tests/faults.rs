@@ -121,6 +121,7 @@ async fn a_projector_killed_mid_batch_ends_equal_to_a_rebuild_from_scratch() -> 
             processor: true,
             projector: false,
             keeper: false,
+            refresher: false,
         })
         .await?;
     let ids = env.create_orgs(3000, "proj").await?;

@@ -42,6 +42,7 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
             processor: true,
             projector: false,
             keeper: false,
+            refresher: false,
         })
         .await?;
     let key = "same-key";
@@ -179,6 +180,7 @@ async fn a_repeated_command_id_gets_its_first_outcome_again() -> anyhow::Result<
             processor: true,
             projector: false,
             keeper: false,
+            refresher: false,
         })
         .await?;
     let org_id = OrgId::new();

@@ -29,6 +29,7 @@ const KEPT: &[&str] = &[
     "tributary.session.revoked.v1",
     "tributary.session.ended.v1",
     LOGIN_FAILED,
+    tributary_domain::security::OAUTH_FAILED,
 ];
 
 /// The short name shown in the log: `member_role_changed` for

@@ -259,3 +259,18 @@ fn debug_shows_ids_but_no_key_material() {
     }
     assert!(!debug.contains(key_part(&a)) && !debug.contains(key_part(&b)));
 }
+
+#[test]
+fn derived_keys_depend_on_purpose_and_primary_kek() {
+    let (a, b) = (entry("a"), entry("b"));
+    let ring_a = ring(&[&a, &b]);
+    assert_eq!(
+        *ring_a.derive("oauth-state"),
+        *ring(&[&a]).derive("oauth-state")
+    );
+    assert_ne!(*ring_a.derive("oauth-state"), *ring_a.derive("other"));
+    assert_ne!(
+        *ring_a.derive("oauth-state"),
+        *ring(&[&b, &a]).derive("oauth-state")
+    );
+}

@@ -1,0 +1,56 @@
+//! Commands from Tributary's own background roles (keeper, refresher): produced like an
+//! upstream system would, and their outcomes read from the commands read model.
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::time::{Duration, Instant};
+use tributary_domain::{CommandId, OrgId};
+use tributary_log::{Envelope, Topics};
+use tributary_store::Db;
+use tributary_store::queries::{self, CommandRow};
+
+/// Produces command `ty` for aggregate `aggregate` keyed by `key`.
+pub async fn command(
+    producer: &FutureProducer,
+    topics: &Topics,
+    source: &str,
+    (aggregate, key): (&str, &str),
+    ty: &str,
+    org: OrgId,
+    data: &serde_json::Value,
+) -> anyhow::Result<CommandId> {
+    let id = CommandId::new();
+    let mut env = Envelope::new(source, ty, serde_json::to_vec(data)?);
+    env.id = id.to_string();
+    env.subject = Some(key.to_owned());
+    env.org_id = Some(org);
+    let topic = topics.commands(aggregate);
+    producer
+        .send(
+            FutureRecord::to(&topic)
+                .key(key)
+                .payload(&env.data)
+                .headers(env.encode_headers()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("producing {ty}: {e}"))?;
+    Ok(id)
+}
+
+/// The command's outcome once it is known, or `None` after `wait`.
+pub async fn outcome(db: &Db, id: CommandId, wait: Duration) -> anyhow::Result<Option<CommandRow>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let row = {
+            let client = db.get().await?;
+            queries::command(&**client, id.0).await?
+        };
+        if let Some(row) = row.filter(|r| r.status != "pending") {
+            return Ok(Some(row));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
