@@ -416,6 +416,76 @@ static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(||
         .collect()
 });
 
+/// The top-level properties each type marks `writeOnly` (secrets, sealed or not): their
+/// values are never repeated in an error message or kept in a dead letter.
+static SECRET_FIELDS: LazyLock<HashMap<&'static str, Vec<String>>> = LazyLock::new(|| {
+    SCHEMAS
+        .iter()
+        .map(|(ty, _, text)| {
+            let schema: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            let fields = schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, p)| p["writeOnly"] == true)
+                .map(|(name, _)| name.clone())
+                .collect();
+            (*ty, fields)
+        })
+        .collect()
+});
+
+/// Per aggregate (from `x-tributary-topic`), every secret field of any of its commands.
+static AGGREGATE_SECRETS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (ty, kind, text) in SCHEMAS {
+        if *kind != SchemaKind::Command {
+            continue;
+        }
+        let schema: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let Some(aggregate) = schema["x-tributary-topic"]
+            .as_str()
+            .and_then(|t| t.strip_suffix(".commands"))
+        else {
+            continue;
+        };
+        let entry = out.entry(aggregate.to_owned()).or_default();
+        for field in secret_fields(ty) {
+            if !entry.contains(field) {
+                entry.push(field.clone());
+            }
+        }
+    }
+    out
+});
+
+/// The top-level fields of a type that hold secrets (`writeOnly` in its schema).
+pub fn secret_fields(ty: &str) -> &'static [String] {
+    SECRET_FIELDS.get(ty).map_or(&[], Vec::as_slice)
+}
+
+/// A command record of `aggregate` as a dead letter may keep it: the values of secret
+/// fields replaced by `"[redacted]"`. A record of an aggregate whose commands carry
+/// secrets that is not a JSON object cannot be told apart from a secret, so nothing of
+/// it is kept. Records of other aggregates are kept as they are.
+pub fn redact_command(aggregate: &str, payload: &[u8]) -> Vec<u8> {
+    let Some(fields) = AGGREGATE_SECRETS.get(aggregate).filter(|f| !f.is_empty()) else {
+        return payload.to_vec();
+    };
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            for field in fields {
+                if let Some(value) = map.get_mut(field) {
+                    *value = serde_json::Value::String("[redacted]".into());
+                }
+            }
+            serde_json::to_vec(&map).unwrap_or_default()
+        }
+        _ => br#"{"redacted":"the record was not a JSON object and may hold secrets; it is not kept"}"#
+            .to_vec(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     #[error("no schema is registered for type {0:?}")]
@@ -439,12 +509,29 @@ pub fn validate(ty: &str, data: &serde_json::Value) -> Result<(), SchemaError> {
         .iter_errors(data)
         .map(|e| {
             let path = e.instance_path.to_string();
+            let secret = path
+                .split('/')
+                .nth(1)
+                .is_some_and(|first| secret_fields(ty).iter().any(|f| f == first));
             let at = if path.is_empty() {
                 "/".to_owned()
             } else {
                 path
             };
-            format!("at {at}: {e}")
+            if secret {
+                // jsonschema's message quotes the value: not for a secret.
+                let rule = e
+                    .schema_path
+                    .as_str()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("schema");
+                format!(
+                    "at {at}: the value does not satisfy `{rule}` (secret values are not repeated)"
+                )
+            } else {
+                format!("at {at}: {e}")
+            }
         })
         .collect();
     if details.is_empty() {
@@ -468,6 +555,30 @@ pub fn schema_text(ty: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_neither_quoted_nor_kept() {
+        let data = serde_json::json!({
+            "credential_id": "01a2163a-9d9c-7613-9e7f-5214abbea4e4",
+            "org_id": "01a2163a-9d9c-7613-9e7f-5214abbea4e4",
+            "kind": "github_token", "name": "x", "actor": "system:test",
+            "at": "2030-01-01T00:00:00Z",
+            "secrets": { "token": { "sealed": "ghp_plaintext_secret_value", "mask": "x" } },
+        });
+        let err = validate("tributary.credential.create.v1", &data).unwrap_err();
+        assert!(!err.to_string().contains("ghp_plaintext"), "{err}");
+        assert!(err.to_string().contains("/secrets/token/sealed"), "{err}");
+        let kept = redact_command("credential", &serde_json::to_vec(&data).unwrap());
+        let kept = String::from_utf8(kept).unwrap();
+        assert!(
+            !kept.contains("ghp_plaintext") && kept.contains("[redacted]"),
+            "{kept}"
+        );
+        let garbage = redact_command("credential", b"{not json ghp_plaintext_secret_value");
+        assert!(!String::from_utf8_lossy(&garbage).contains("ghp_plaintext"));
+        // Other aggregates' records are kept as they are.
+        assert_eq!(redact_command("org", b"not json"), b"not json");
+    }
 
     #[test]
     fn every_schema_compiles() {

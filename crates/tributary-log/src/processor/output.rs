@@ -178,11 +178,22 @@ impl<'a> Output<'a> {
         letter: &DeadLetter<'_>,
     ) -> Result<(), KafkaError> {
         let headers = letter.headers(message.headers());
+        // Secret fields (a credential command sent with plaintext, say) never reach the
+        // dead-letter topic.
+        let payload = match (
+            message.payload(),
+            self.topics.aggregate_of_commands(message.topic()),
+        ) {
+            (Some(payload), Some(aggregate)) => {
+                Some(tributary_domain::schema::redact_command(aggregate, payload))
+            }
+            (payload, _) => payload.map(<[u8]>::to_vec),
+        };
         self.send(
             &self.topics.dead_letters(),
             None,
             message.key().unwrap_or_default(),
-            message.payload(),
+            payload.as_deref(),
             headers,
         )
     }
