@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
 use tributary_connectors::credentials::{CheckResult, CredentialKind, Kinds};
 use tributary_domain::credential::{self as cred, Credential};
 use tributary_domain::{Aggregate, CommandId, OrgId};
@@ -165,17 +164,11 @@ pub(crate) async fn send(
         data,
     };
     let caller = crate::auth::Caller::Member(*member);
-    let id = gateway::send(state, &caller, command, gateway::correlation(headers)).await?;
-    let wait = Duration::from_secs(state.max_wait_secs);
-    let started = Instant::now();
-    let Some(outcome) = gateway::outcome(state, id, wait).await? else {
-        return Ok(Err(id));
+    let (id, version, left) = match gateway::send_accepted(state, &caller, command, headers).await?
+    {
+        gateway::Sent::Accepted { id, version, left } => (id, version, left),
+        gateway::Sent::Pending(id) => return Ok(Err(id)),
     };
-    if outcome.status != "accepted" {
-        return Err(gateway::rejected(&outcome));
-    }
-    let version = outcome.aggregate_version.unwrap_or(0);
-    let left = wait.saturating_sub(started.elapsed());
     let caught_up = move |v: &i64| *v >= version;
     let rx = state.waiters.credentials.register(credential, caught_up);
     let now = {

@@ -96,6 +96,43 @@ pub async fn outcome(
     Ok(row)
 }
 
+/// Where a command stands after [`send_accepted`].
+pub enum Sent {
+    /// Accepted, writing the aggregate at `version`; `left` is what remains of the wait
+    /// for the read model to show it.
+    Accepted {
+        id: CommandId,
+        version: i64,
+        left: Duration,
+    },
+    /// No outcome within the longest wait (answer 202 with the command's Location).
+    Pending(CommandId),
+}
+
+/// Sends a command and waits, up to `TRIBUTARY_MAX_WAIT`, for it to be accepted; a
+/// rejection is the error.
+pub async fn send_accepted(
+    state: &AppState,
+    caller: &Caller,
+    command: Command<'_>,
+    headers: &HeaderMap,
+) -> ApiResult<Sent> {
+    let id = send(state, caller, command, correlation(headers)).await?;
+    let wait = Duration::from_secs(state.max_wait_secs);
+    let started = Instant::now();
+    let Some(outcome) = self::outcome(state, id, wait).await? else {
+        return Ok(Sent::Pending(id));
+    };
+    if outcome.status != "accepted" {
+        return Err(rejected(&outcome));
+    }
+    Ok(Sent::Accepted {
+        id,
+        version: outcome.aggregate_version.unwrap_or(0),
+        left: wait.saturating_sub(started.elapsed()),
+    })
+}
+
 /// Turns a rejected outcome into its problem.
 pub fn rejected(row: &CommandRow) -> ApiError {
     let code = row.code.clone().unwrap_or_else(|| "rejected".into());

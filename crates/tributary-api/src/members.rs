@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
 use tributary_auth::secret;
 use tributary_domain::{OrgId, Role, normalize_email, org};
 use tributary_store::accounts::{self, tenant_reads};
@@ -66,17 +65,11 @@ async fn send_and_settle(
         org_id: Some(OrgId(org)),
         data,
     };
-    let id = gateway::send(state, &caller, command, gateway::correlation(headers)).await?;
-    let wait = Duration::from_secs(state.max_wait_secs);
-    let started = Instant::now();
-    let Some(outcome) = gateway::outcome(state, id, wait).await? else {
-        return Ok(Err(id));
+    let (id, version, left) = match gateway::send_accepted(state, &caller, command, headers).await?
+    {
+        gateway::Sent::Accepted { id, version, left } => (id, version, left),
+        gateway::Sent::Pending(id) => return Ok(Err(id)),
     };
-    if outcome.status != "accepted" {
-        return Err(gateway::rejected(&outcome));
-    }
-    let version = outcome.aggregate_version.unwrap_or(0);
-    let left = wait.saturating_sub(started.elapsed());
     Ok(
         match gateway::identity_at(state, org, version, left).await? {
             true => Ok(()),
