@@ -96,6 +96,26 @@ fn serve(env: &TestEnv, log: &std::path::Path) -> anyhow::Result<(std::process::
     Ok((child, format!("http://127.0.0.1:{port}")))
 }
 
+/// Runs the `tributary` binary against this test's installation; its stdout.
+fn cli(env: &TestEnv, kek: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(args)
+        .env("TRIBUTARY_KAFKA_BROKERS", &env.settings.kafka_brokers)
+        .env("TRIBUTARY_DATABASE_URL", &env.settings.database_url)
+        .env("TRIBUTARY_TOPIC_PREFIX", &env.prefix)
+        .env(
+            "TRIBUTARY_KEK",
+            kek.or(env.settings.kek.as_deref()).unwrap_or_default(),
+        )
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "tributary {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
 async fn wait_ready(base: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for _ in 0..300 {
@@ -396,6 +416,27 @@ async fn flow(env: &TestEnv, base: &str) -> anyhow::Result<()> {
         replayed_actions, actions,
         "the log and the read model tell the same story"
     );
+    // The same through the command line.
+    let audited = cli(
+        env,
+        None,
+        &[
+            "audit",
+            "--org",
+            &org.to_string(),
+            "--credential",
+            &id,
+            "--json",
+        ],
+    )?;
+    let cli_actions: Vec<String> = audited
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .map(|v| v["action"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    assert_eq!(cli_actions, actions, "tributary audit: {audited}");
 
     // Data-key rotation: new secrets use version 2 at once, the keeper moves the old.
     let (status, report) = send(
@@ -448,8 +489,15 @@ async fn flow(env: &TestEnv, base: &str) -> anyhow::Result<()> {
         db.clone(),
         Arc::new(KekRing::parse(&format!("{new},{old}"))?),
     );
-    let rewrapped = both.rotate_kek("system:test", |_| {}).await?;
+    let rotated = cli(env, Some(&format!("{new},{old}")), &["keys", "rotate-kek"])?;
+    assert!(rotated.contains("re-wrapped"), "{rotated}");
+    let rewrapped = both.keys_per_kek().await?[0].1 as u64;
     assert!(rewrapped >= 2, "{rewrapped}");
+    let status = cli(env, Some(&format!("{new},{old}")), &["keys", "status"])?;
+    assert!(
+        status.contains("primary KEK: kek-2") && !status.contains("test-kek"),
+        "{status}"
+    );
     assert_eq!(
         both.keys_per_kek().await?,
         vec![("kek-2".to_owned(), rewrapped as i64)]
