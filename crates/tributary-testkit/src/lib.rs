@@ -371,6 +371,25 @@ impl Http {
         Ok((anonymous.with_token(token)?, session))
     }
 
+    /// Sends a request (with a JSON body, if given); the status and the answer as JSON,
+    /// or as a JSON string when it is not JSON.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body)
+    }
+
     /// The same server, sending `Authorization: Bearer <token>` on every request.
     pub fn with_token(&self, token: &str) -> anyhow::Result<Self> {
         let mut headers = reqwest::header::HeaderMap::new();

@@ -62,18 +62,13 @@ async fn fake_github(valid: Arc<Mutex<HashSet<String>>>) -> anyhow::Result<Strin
     Ok(format!("http://{addr}"))
 }
 
-async fn send(http: &Http, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = http.client.request(method, http.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+async fn send(
+    http: &Http,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    http.send(method, path, body).await
 }
 
 /// Starts `tributary serve` with its logs (at debug level) going to a file.

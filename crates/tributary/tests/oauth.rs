@@ -12,18 +12,13 @@ use tributary_oauth::Url;
 use tributary_oauth::fake::{FakeConfig, FakeProvider};
 use tributary_testkit::{Http, TestEnv};
 
-async fn send(http: &Http, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = http.client.request(method, http.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+async fn send(
+    http: &Http,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    http.send(method, path, body).await
 }
 
 /// `GET /oauth/acme/start…` as the admin: the provider URL it redirects to.

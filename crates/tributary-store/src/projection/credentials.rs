@@ -341,13 +341,6 @@ pub(super) async fn apply(
     Ok(applied)
 }
 
-/// The action an event records: `credential.created`, `vault.shredded`, …
-fn action(ty: &str) -> String {
-    ty.trim_start_matches("tributary.")
-        .trim_end_matches(".v1")
-        .to_owned()
-}
-
 /// What the audit keeps of an event: everything but ciphertext; secret fields appear by
 /// name (with their masks).
 fn audit_detail(data: &[u8]) -> serde_json::Value {
@@ -407,7 +400,8 @@ pub fn audit_entry(env: &Envelope) -> Option<AuditRecord> {
     Some(AuditRecord {
         id,
         org_id: env.org_id.map(|o| o.0),
-        action: action(&env.ty),
+        // `credential.created`, `vault.shredded`, …
+        action: super::security::short(&env.ty),
         actor,
         credential_id,
         at,

@@ -34,7 +34,7 @@ const KEPT: &[&str] = &[
 
 /// The short name shown in the log: `member_role_changed` for
 /// `tributary.org.member_role_changed.v1`, prefixed by the aggregate.
-fn short(ty: &str) -> String {
+pub(super) fn short(ty: &str) -> String {
     ty.trim_start_matches("tributary.")
         .trim_end_matches(".v1")
         .to_owned()
