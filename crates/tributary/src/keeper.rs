@@ -36,6 +36,8 @@ const SOURCE: &str = "/tributary/keeper";
 const ACTOR: &str = "system:keeper";
 /// How often the outbox and the re-encryption backlog are looked at.
 const TICK: Duration = Duration::from_millis(300);
+/// How often secrets under retired data keys are looked for.
+const REENCRYPT_EVERY: Duration = Duration::from_secs(2);
 /// A re-encryption is sent again only if the read model still shows the old key after this.
 const RESEND_AFTER: Duration = Duration::from_secs(30);
 
@@ -62,12 +64,17 @@ impl Keeper {
             tokio::spawn(async move { keeper.shred_deleted_orgs(&stop).await })
         };
         let mut sent: HashMap<(Uuid, i32, i32), Instant> = HashMap::new();
+        let mut scanned: Option<Instant> = None;
         while !stop.load(Ordering::SeqCst) {
             if let Err(e) = self.relay(&producer).await {
                 tracing::warn!(error = %format!("{e:#}"), "relaying key events failed; retrying");
             }
-            if let Err(e) = self.reencrypt(&producer, &mut sent).await {
-                tracing::warn!(error = %format!("{e:#}"), "re-encrypting secrets failed; retrying");
+            // The backlog scan reads the whole secrets table: less often than the relay.
+            if scanned.is_none_or(|at| at.elapsed() >= REENCRYPT_EVERY) {
+                scanned = Some(Instant::now());
+                if let Err(e) = self.reencrypt(&producer, &mut sent).await {
+                    tracing::warn!(error = %format!("{e:#}"), "re-encrypting secrets failed; retrying");
+                }
             }
             tokio::time::sleep(TICK).await;
         }
