@@ -17,3 +17,4 @@
 //! ```
 
 pub mod credentials;
+pub mod source;

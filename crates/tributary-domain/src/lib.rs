@@ -5,6 +5,7 @@
 pub mod aggregate;
 mod checks;
 pub mod credential;
+pub mod document;
 pub mod email;
 pub mod ids;
 pub mod org;

@@ -1,0 +1,28 @@
+//! Placeholder: the airbyte source is being written.
+
+use super::{BuildContext, Capabilities, ConnectorKind, Result, Source, SourceError};
+
+pub(crate) fn kind() -> ConnectorKind {
+    super::kind(
+        "airbyte",
+        "airbyte",
+        "Not built yet.",
+        Capabilities {
+            incremental: false,
+            checkpoint: false,
+            prune: false,
+            permissions: false,
+            estimate: false,
+        },
+        &[],
+        serde_json::json!({ "type": "object" }),
+        build,
+    )
+}
+
+fn build(_ctx: BuildContext) -> Result<Box<dyn Source>> {
+    Err(SourceError::Unsupported {
+        kind: "airbyte",
+        what: "run yet",
+    })
+}

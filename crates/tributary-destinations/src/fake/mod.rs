@@ -1,0 +1,1 @@
+//! Fakes of destination APIs: being written.

@@ -1,0 +1,26 @@
+//! Placeholder: the webhook destination is being written.
+
+use super::{BuildContext, Capabilities, DestinationKind, Result, Sink, SinkError};
+
+pub(crate) fn kind() -> DestinationKind {
+    super::kind(
+        "webhook",
+        "webhook",
+        "Not built yet.",
+        Capabilities {
+            permissions: false,
+            batches: false,
+            deletes: false,
+        },
+        &[],
+        &[],
+        serde_json::json!({ "type": "object" }),
+        build,
+    )
+}
+
+fn build(_ctx: BuildContext) -> Result<Box<dyn Sink>> {
+    Err(SinkError::permanent(
+        "the webhook destination is not built yet",
+    ))
+}

@@ -1,0 +1,189 @@
+//! The document every source produces and every destination receives.
+//!
+//! The shape follows proven connector frameworks (Onyx's `Document`): an id stable at the
+//! source, text sections with optional links and headings, a display identifier,
+//! string-or-list metadata, timestamps, owners and an access list. Tributary does not
+//! chunk or embed: sections are passed on as they are.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One document as a source saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Stable id at the source (a path, a URL, an issue number); unique within a profile.
+    pub id: String,
+    /// The text, in reading order.
+    pub sections: Vec<Section>,
+    /// The source kind that produced it (`filesystem`, `web`, `github`, ...).
+    pub source: String,
+    /// What a person would call it in a result list.
+    pub semantic_identifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, MetadataValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_owners: Vec<Owner>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_owners: Vec<Owner>,
+    /// Who may read it at the source; `None` when the source does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+}
+
+impl Document {
+    /// A document with one text section and nothing else; sources fill in the rest.
+    pub fn text(
+        source: &str,
+        id: impl Into<String>,
+        title: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
+        let title = title.into();
+        Self {
+            id: id.into(),
+            sections: vec![Section {
+                text: text.into(),
+                link: None,
+                heading: None,
+            }],
+            source: source.to_owned(),
+            semantic_identifier: title.clone(),
+            title: Some(title),
+            metadata: BTreeMap::new(),
+            updated_at: None,
+            created_at: None,
+            primary_owners: Vec::new(),
+            secondary_owners: Vec::new(),
+            access: None,
+        }
+    }
+
+    /// Bytes of text across all sections: what size limits and throughput count.
+    pub fn text_len(&self) -> usize {
+        self.sections.iter().map(|s| s.text.len()).sum()
+    }
+
+    /// All sections' text joined by blank lines, for destinations that take one body.
+    pub fn joined_text(&self) -> String {
+        let mut out = String::with_capacity(self.text_len() + 2 * self.sections.len());
+        for (i, section) in self.sections.iter().enumerate() {
+            if i > 0 {
+                out.push_str("\n\n");
+            }
+            if let Some(heading) = &section.heading {
+                out.push_str(heading);
+                out.push_str("\n\n");
+            }
+            out.push_str(&section.text);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
+}
+
+/// Metadata values are a string or a list of strings, as destinations accept them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetadataValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The access list at the source, for permission sync.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_ids: Vec<String>,
+}
+
+/// A document the source could not produce: named, with a reason, so the run shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentFailure {
+    /// The document's id when known; otherwise the entity the failure concerns.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// A sentence without secrets.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_omits_empty_fields() {
+        let doc = Document::text("filesystem", "docs/a.md", "a.md", "hello");
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "docs/a.md",
+                "sections": [{ "text": "hello" }],
+                "source": "filesystem",
+                "semantic_identifier": "a.md",
+                "title": "a.md"
+            })
+        );
+        assert_eq!(serde_json::from_value::<Document>(json).unwrap(), doc);
+    }
+
+    #[test]
+    fn metadata_is_a_string_or_a_list() {
+        let doc: Document = serde_json::from_value(serde_json::json!({
+            "id": "1", "sections": [], "source": "web", "semantic_identifier": "x",
+            "metadata": { "tag": "a", "labels": ["b", "c"] }
+        }))
+        .unwrap();
+        assert_eq!(doc.metadata["tag"], MetadataValue::One("a".into()));
+        assert_eq!(
+            doc.metadata["labels"],
+            MetadataValue::Many(vec!["b".into(), "c".into()])
+        );
+    }
+
+    #[test]
+    fn joined_text_keeps_headings() {
+        let mut doc = Document::text("web", "u", "t", "first");
+        doc.sections.push(Section {
+            text: "second".into(),
+            link: None,
+            heading: Some("H".into()),
+        });
+        assert_eq!(doc.joined_text(), "first\n\nH\n\nsecond");
+        assert_eq!(doc.text_len(), 11);
+    }
+}
