@@ -8,6 +8,7 @@
 use crate::auth::{AnyRole, Authorized};
 use crate::gateway::{self, Command};
 use crate::orgs::{accepted, invalid};
+use crate::people;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -184,7 +185,7 @@ pub async fn signup(
             })?;
             (
                 org_id,
-                serde_json::json!({ "kind": "join_by_domain", "org_id": org_id }),
+                serde_json::json!({ "kind": "join_by_domain", "org_id": org_id, "email_domain": domain }),
             )
         }
         (Some(_), Some(_)) => return Err(problem("give either `org` or `invitation`, not both")),
@@ -196,14 +197,18 @@ pub async fn signup(
         .map_err(|e| ApiError::Kafka(format!("hashing failed: {e}")))?
         .map_err(|e| problem(e.to_string()))?;
     let user_id = Uuid::now_v7();
+    // Only the blind index and sealed values reach the log: forgetting the user later
+    // shreds the key, and these become unreadable for good.
+    let email_index = people::email_index(&state, &email).await?;
+    let sealed = people::seal_profile(&state, user_id, &email, &name, &password_hash).await?;
     let command = Command {
         aggregate: "email",
-        key: &email,
+        key: &email_index,
         ty: tributary_domain::email::CLAIM,
         org_id: Some(OrgId(org_id)),
         data: serde_json::json!({
-            "email": email, "user_id": user_id, "name": name,
-            "password_hash": password_hash, "then": then,
+            "email_index": email_index, "user_id": user_id, "email": sealed.email,
+            "name": sealed.name, "password_hash": sealed.password_hash, "then": then,
         }),
     };
     let caller = crate::auth::Caller::Anonymous;
@@ -325,6 +330,7 @@ pub async fn login(
     Json(body): Json<Login>,
 ) -> ApiResult<Json<Tokens>> {
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
+    let email = people::email_index(&state, &email).await?;
     let now = Instant::now();
     let keys = [
         Some(format!("account:{email}")),
@@ -335,6 +341,16 @@ pub async fn login(
         accounts::login(&**client, &email).await?
     };
     let account = login.as_ref().map(|l| l.user_id);
+    // The hash is sealed under the user's key; a forgotten user has no login left.
+    let login = match login {
+        Some(l) => people::open_user(&state, l.user_id, "password_hash", Some(&l.password_hash))
+            .await?
+            .map(|password_hash| accounts::Login {
+                user_id: l.user_id,
+                password_hash,
+            }),
+        None => None,
+    };
     for key in keys.iter().flatten() {
         if let Err(wait) = state.identity.throttle.check(key, now) {
             crate::security::login_failed(&state, &email, account, addr, true).await;

@@ -9,6 +9,7 @@
 
 use crate::auth::{AdminRole, InOrg, Member};
 use crate::members::{self, InvitationCreated};
+use crate::people;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -158,13 +159,7 @@ pub async fn bulk_members(
             tenant_reads::members(tx, member.org).await
         })
         .await?;
-    let known = Directory {
-        by_email: members
-            .iter()
-            .map(|m| (m.email.clone(), m.user_id))
-            .collect(),
-        by_user: members.into_iter().map(|m| (m.user_id, m.email)).collect(),
-    };
+    let known = directory(&state, &rows, members).await?;
     let (mut results, chains) = plan_all(rows, &known);
     // One correlation id ties every command of the upload together.
     let mut correlated = HeaderMap::new();
@@ -361,7 +356,43 @@ fn csv_rows(body: &[u8]) -> ApiResult<Vec<RawRow>> {
     Ok(rows)
 }
 
-/// Members of the org by email and by user id, from the read model.
+/// The members the rows name, by email and by user id. Addresses are sealed in the
+/// read model, so rows are matched by blind index, and only the addresses of members
+/// named by user id are opened (to show them in the results).
+async fn directory(
+    state: &AppState,
+    rows: &[RawRow],
+    members: Vec<tenant_reads::MemberView>,
+) -> ApiResult<Directory> {
+    let by_index: HashMap<&str, Uuid> = members
+        .iter()
+        .map(|m| (m.email_index.as_str(), m.user_id))
+        .collect();
+    let mut by_email = HashMap::new();
+    let mut named = std::collections::HashSet::new();
+    for raw in rows {
+        if let Some(email) = raw.email.as_deref().and_then(|e| normalize_email(e).ok()) {
+            let index = people::email_index(state, &email).await?;
+            if let Some(user) = by_index.get(index.as_str()) {
+                by_email.insert(email, *user);
+            }
+        }
+        if let Some(user) = raw.user_id.as_deref().and_then(|u| u.parse::<Uuid>().ok()) {
+            named.insert(user);
+        }
+    }
+    let mut by_user = HashMap::new();
+    for m in members.iter().filter(|m| named.contains(&m.user_id)) {
+        if let Some(email) =
+            people::open_user(state, m.user_id, "email", m.email.as_deref()).await?
+        {
+            by_user.insert(m.user_id, email);
+        }
+    }
+    Ok(Directory { by_email, by_user })
+}
+
+/// Members of the org by email and by user id.
 struct Directory {
     by_email: HashMap<String, Uuid>,
     by_user: HashMap<Uuid, String>,
@@ -510,7 +541,7 @@ fn plan(
                 .and_then(members::invitation_hours)
                 .map_err(|e| wrong("expires_in_hours", e))?;
             let (data, created) =
-                members::issue_invitation(email, role.unwrap_or(Role::Member), hours);
+                members::new_invitation(email, role.unwrap_or(Role::Member), hours);
             return Ok(Task {
                 index,
                 ty: org::INVITE,
@@ -583,8 +614,18 @@ struct Ran {
     invitation: Option<InvitationCreated>,
 }
 
-async fn run(state: &AppState, member: Member, headers: &HeaderMap, task: Task) -> Ran {
-    let outcome = match members::change(state, member, headers, task.ty, task.data).await {
+async fn run(state: &AppState, member: Member, headers: &HeaderMap, mut task: Task) -> Ran {
+    let sealed = match &task.invitation {
+        Some(invitation) => {
+            members::seal_invitation(state, &member, &mut task.data, invitation).await
+        }
+        None => Ok(()),
+    };
+    let sent = match sealed {
+        Ok(()) => members::change(state, member, headers, task.ty, task.data).await,
+        Err(e) => Err(e),
+    };
+    let outcome = match sent {
         Ok(outcome) => Ok(outcome),
         Err(ApiError::Rejected {
             code,

@@ -29,7 +29,6 @@ use tributary_connectors::credentials::{CheckResult, CredentialKind, Kinds};
 use tributary_domain::credential::{self as cred, Credential};
 use tributary_domain::{Aggregate, CommandId, OrgId};
 use tributary_store::credentials::{self as store, CredentialRow, SecretRow, tenant_reads};
-use tributary_store::vault::VaultFailure;
 use tributary_vault::{KeyScope, Secret};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -51,21 +50,7 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
 }
 
 /// A vault failure as an answer: never the secret, and a hint what to do.
-fn vault_error(e: VaultFailure) -> ApiError {
-    if e.is_shredded() {
-        return ApiError::Rejected {
-            status: StatusCode::GONE,
-            code: "shredded".into(),
-            detail: e.to_string(),
-            command_id: String::new(),
-        };
-    }
-    tracing::error!(error = %e, "the vault failed");
-    ApiError::Kafka(format!(
-        "the vault could not complete the operation ({e}); try again, and if it persists check \
-         TRIBUTARY_KEK and the key store"
-    ))
-}
+use crate::people::vault_error;
 
 fn kind_of(name: &str) -> ApiResult<&'static CredentialKind> {
     Kinds::builtin().get(name).ok_or_else(|| {
@@ -829,17 +814,7 @@ pub async fn reveal(
             "revealing a secret needs a person's password; API keys cannot reveal".into(),
         ));
     };
-    let hash = {
-        let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-        store::password_hash(&**client, user).await?
-    };
-    let password = body.password;
-    let confirmed = tokio::task::spawn_blocking(move || {
-        hash.is_some_and(|h| tributary_auth::password::verify(password.expose(), &h))
-    })
-    .await
-    .unwrap_or(false);
-    if !confirmed {
+    if !crate::people::confirm_password(&state, user, body.password).await? {
         return Err(ApiError::Forbidden(
             "the password does not match; confirm your own password to reveal a secret".into(),
         ));

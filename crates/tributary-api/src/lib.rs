@@ -6,12 +6,14 @@ pub mod auth;
 pub mod bulk;
 pub mod commands;
 pub mod credentials;
+pub mod forget;
 pub mod gateway;
 pub mod members;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;
 pub mod paging;
+mod people;
 pub mod problem;
 pub mod security;
 pub mod state;
@@ -65,6 +67,7 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(account::refresh))
         .routes(routes!(account::switch_org))
         .routes(routes!(account::logout))
+        .routes(routes!(forget::forget_me))
         .routes(routes!(account::me))
         .routes(routes!(members::list_members))
         .routes(routes!(members::change_role))

@@ -7,6 +7,7 @@
 use crate::auth::{AdminRole, AnyRole, Authorized, Caller, InOrg, Member};
 use crate::gateway::{self, Command};
 use crate::orgs::accepted;
+use crate::people;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -88,7 +89,8 @@ fn done_or_accepted(result: Result<(), tributary_domain::CommandId>, done: Respo
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberOut {
     pub user_id: Uuid,
-    pub email: String,
+    /// `null` once the user was forgotten (their key is shredded).
+    pub email: Option<String>,
     pub name: Option<String>,
     pub role: String,
     pub active: bool,
@@ -112,19 +114,20 @@ pub async fn list_members(
             tenant_reads::members(tx, member.org).await
         })
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|m| MemberOut {
-                user_id: m.user_id,
-                email: m.email,
-                name: m.name,
-                role: m.role.to_string(),
-                active: m.active,
-                via: m.via,
-                joined_at: m.joined_at,
-            })
-            .collect(),
-    ))
+    let mut out = Vec::with_capacity(rows.len());
+    for m in rows {
+        let user = m.user_id;
+        out.push(MemberOut {
+            user_id: user,
+            email: people::open_user(&state, user, "email", m.email.as_deref()).await?,
+            name: people::open_user(&state, user, "name", m.name.as_deref()).await?,
+            role: m.role.to_string(),
+            active: m.active,
+            via: m.via,
+            joined_at: m.joined_at,
+        });
+    }
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -281,9 +284,10 @@ pub(crate) fn invitation_hours(hours: Option<u32>) -> Result<u32, String> {
     }
 }
 
-/// A new invitation: the `org::INVITE` command's data, and the answer that shows its
-/// token once (only the hash goes into the command).
-pub(crate) fn issue_invitation(
+/// A new invitation: the `org::INVITE` command's data, still without the address, and
+/// the answer that shows its token once (only the hash goes into the command). Add the
+/// address with [`seal_invitation`] before sending.
+pub(crate) fn new_invitation(
     email: String,
     role: Role,
     hours: u32,
@@ -292,7 +296,7 @@ pub(crate) fn issue_invitation(
     let invitation = Uuid::now_v7();
     let expires_at = Utc::now() + chrono::Duration::hours(i64::from(hours));
     let data = serde_json::json!({
-        "invitation_id": invitation, "email": email, "role": role,
+        "invitation_id": invitation, "role": role,
         "token_hash": issued.hash, "expires_at": expires_at,
     });
     let created = InvitationCreated {
@@ -303,6 +307,22 @@ pub(crate) fn issue_invitation(
         token: issued.token,
     };
     (data, created)
+}
+
+/// Adds the invitee's address to an invitation's command: its blind index, and the
+/// address sealed under the org's key (the invitee is no user yet).
+pub(crate) async fn seal_invitation(
+    state: &AppState,
+    member: &Member,
+    data: &mut serde_json::Value,
+    invitation: &InvitationCreated,
+) -> ApiResult<()> {
+    let email = &invitation.email;
+    data["email_index"] = serde_json::json!(people::email_index(state, email).await?);
+    let sealed =
+        people::seal_invitee(state, member.org, invitation.id, email, &member.actor.tag()).await?;
+    data["email"] = serde_json::json!(sealed);
+    Ok(())
 }
 
 /// Invite someone by email.
@@ -326,7 +346,8 @@ pub async fn invite(
         .parse()
         .map_err(|e: tributary_domain::role::UnknownRole| bad(e.to_string()))?;
     let hours = invitation_hours(body.expires_in_hours).map_err(bad)?;
-    let (data, created) = issue_invitation(email, role, hours);
+    let (mut data, created) = new_invitation(email, role, hours);
+    seal_invitation(&state, &member, &mut data, &created).await?;
     let result = change(&state, member, &headers, org::INVITE, data).await?;
     let status = if result.is_ok() {
         StatusCode::CREATED
@@ -339,7 +360,8 @@ pub async fn invite(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationOut {
     pub id: Uuid,
-    pub email: String,
+    /// `null` if the org's keys were shredded.
+    pub email: Option<String>,
     pub role: String,
     /// `pending`, `accepted` or `revoked`.
     pub status: String,
@@ -362,18 +384,19 @@ pub async fn list_invitations(
             tenant_reads::invitations(tx, member.org).await
         })
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|i| InvitationOut {
-                id: i.id,
-                email: i.email,
-                role: i.role.to_string(),
-                status: i.status,
-                expires_at: i.expires_at,
-                created_at: i.created_at,
-            })
-            .collect(),
-    ))
+    let mut out = Vec::with_capacity(rows.len());
+    for i in rows {
+        let scope = tributary_vault::KeyScope::Org(member.org);
+        out.push(InvitationOut {
+            id: i.id,
+            email: people::open(&state, scope, i.id, "email", Some(&i.email)).await?,
+            role: i.role.to_string(),
+            status: i.status,
+            expires_at: i.expires_at,
+            created_at: i.created_at,
+        });
+    }
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -415,7 +438,7 @@ pub async fn accept(
         if accounts::invitation_org(&**client, invitation).await? != Some(org) {
             return Err(gone());
         }
-        accounts::user_email(&**client, user).await?
+        accounts::user_email_index(&**client, user).await?
     }
     .ok_or_else(|| {
         ApiError::Unauthenticated("your account is not known here; sign in again".into())
@@ -423,7 +446,7 @@ pub async fn accept(
     // The invitee is not a member yet: the invitation, not a role, lets them in.
     let data = serde_json::json!({
         "invitation_id": invitation, "token_hash": secret::hash_token(&body.token),
-        "user_id": user, "email": email, "at": Utc::now(),
+        "user_id": user, "email_index": email, "at": Utc::now(),
     });
     let caller = Caller::Member(me);
     let result =

@@ -194,7 +194,7 @@ pub async fn create_org(
     validate_name(&body.name).map_err(invalid)?;
     let email = {
         let client = state.db.get().await.map_err(tributary_store::Error::from)?;
-        tributary_store::accounts::user_email(&**client, user).await?
+        tributary_store::accounts::user_email_index(&**client, user).await?
     }
     .ok_or_else(|| {
         ApiError::Unauthenticated("your account is not known here; sign in again".into())
@@ -207,7 +207,7 @@ pub async fn create_org(
         org_id: Some(org_id),
         data: serde_json::json!({
             "org_id": org_id, "slug": body.slug, "name": body.name,
-            "admin": { "user_id": user, "email": email },
+            "admin": { "user_id": user, "email_index": email },
         }),
     };
     let id = gateway::send(

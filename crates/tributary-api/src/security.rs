@@ -22,12 +22,12 @@ use uuid::Uuid;
 /// logged and does not change the answer to the client.
 pub async fn login_failed(
     state: &AppState,
-    email: &str,
+    email_index: &str,
     user: Option<Uuid>,
     addr: Option<IpAddr>,
     throttled: bool,
 ) {
-    let mut data = serde_json::json!({ "email": email, "throttled": throttled });
+    let mut data = serde_json::json!({ "email_index": email_index, "throttled": throttled });
     if let Some(user) = user {
         data["user_id"] = serde_json::json!(user);
     }
@@ -36,7 +36,7 @@ pub async fn login_failed(
     }
     let key = user
         .map(|u| u.to_string())
-        .unwrap_or_else(|| email.to_owned());
+        .unwrap_or_else(|| email_index.to_owned());
     record(state, LOGIN_FAILED, &key, None, &data).await;
 }
 

@@ -25,6 +25,50 @@ pub(crate) fn validate_hash(field: &str, hash: &str) -> Result<(), Rejection> {
     }
 }
 
+use crate::credential::SEALED_MAX_CHARS;
+
+/// Sealed values only: a value that is not `tv1.<version>.<data>` may be plaintext (a
+/// secret, or personal data) and must not be recorded. The message never quotes it.
+pub(crate) fn validate_sealed(field: &str, sealed: &str) -> Result<(), Rejection> {
+    let mut parts = sealed.splitn(3, '.');
+    let ok = parts.next() == Some("tv1")
+        && parts
+            .next()
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_some_and(|d| {
+            !d.is_empty()
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        && sealed.len() <= SEALED_MAX_CHARS;
+    ok.then_some(()).ok_or_else(|| {
+        Rejection::new(
+            RejectionCode::Invalid,
+            format!(
+                "{field} must be sealed by the vault (tv1.<version>.<data>); plaintext is \
+                 refused"
+            ),
+        )
+    })
+}
+
+/// An email address travels only as its blind index: `ebi1_` and 64 hex digits.
+pub(crate) fn validate_email_index(index: &str) -> Result<(), Rejection> {
+    let ok = index.strip_prefix("ebi1_").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    ok.then_some(()).ok_or_else(|| {
+        Rejection::new(
+            RejectionCode::Invalid,
+            "email_index must be the blind index of an address (ebi1_ and 64 hex digits); \
+             addresses never travel in plaintext",
+        )
+    })
+}
+
 /// Compares two hashes in time that does not depend on where they differ.
 pub(crate) fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len()

@@ -115,6 +115,11 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         include_str!("../../../schemas/commands/tributary.user.rename.v1.json"),
     ),
     (
+        "tributary.user.forget.v1",
+        SchemaKind::Command,
+        include_str!("../../../schemas/commands/tributary.user.forget.v1.json"),
+    ),
+    (
         "tributary.session.end.v1",
         SchemaKind::Command,
         include_str!("../../../schemas/commands/tributary.session.end.v1.json"),
@@ -228,6 +233,11 @@ pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
         "tributary.user.renamed.v1",
         SchemaKind::Event,
         include_str!("../../../schemas/events/tributary.user.renamed.v1.json"),
+    ),
+    (
+        "tributary.user.forgotten.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.user.forgotten.v1.json"),
     ),
     (
         "tributary.session.ended.v1",

@@ -148,3 +148,26 @@ pub(crate) fn hash(seed: char) -> String {
 
 pub(crate) const PASSWORD_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+
+/// A stand-in for the vault's blind index of an address: the same shape, and derived
+/// from the address so a test can name the index of "alice@acme.com".
+pub(crate) fn ix(email: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    email.hash(&mut h);
+    format!("ebi1_{:016x}{}", h.finish(), "0".repeat(48))
+}
+
+/// A stand-in for a value sealed by the vault: the shape the aggregates check.
+pub(crate) fn sealed(plain: &str) -> String {
+    let data: String = plain
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("tv1.1.{data}")
+}
+
+/// A sealed argon2id hash, as a sign-up sends it.
+pub(crate) fn sealed_hash() -> String {
+    sealed(PASSWORD_HASH)
+}

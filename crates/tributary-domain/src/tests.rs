@@ -10,17 +10,18 @@ use crate::outcome::{CommandOutcome, OUTCOME_TYPE, OutcomeStatus};
 use crate::schema::{self, SCHEMAS, SchemaKind};
 use crate::session::{self, Session};
 use crate::slug::{self, Slug, SlugState};
-use crate::testkit::{PASSWORD_HASH, apply, follow, hash, seen, step, when};
+use crate::testkit::{apply, follow, hash, ix, sealed, sealed_hash, seen, step, when};
 use crate::user::{self, User, UserState};
 use crate::{ApiKeyId, CommandId, InvitationId, OrgId, Role, SessionId, UserId};
 use serde_json::{Value, json};
 
 fn claim(address: &str, user: UserId, then: Value) -> Value {
     json!({
-        "email": address,
+        "email_index": ix(address),
+        "email": sealed(address),
         "user_id": user,
-        "name": "Alice",
-        "password_hash": PASSWORD_HASH,
+        "name": sealed("Alice"),
+        "password_hash": sealed_hash(),
         "then": then,
     })
 }
@@ -57,7 +58,8 @@ fn sign_up_with_new_org(w: &mut World, user: UserId, org: OrgId, address: &str) 
         (to_org.aggregate, to_org.command_type),
         ("org", org::REGISTER)
     );
-    assert_eq!(to_org.data["founder"]["email"], json!(address));
+    assert_eq!(to_org.data["founder"]["email_index"], json!(ix(address)));
+    assert_eq!(to_org.data["founder"]["email"], json!(sealed(address)));
 
     let d3 = follow::<Org>(w.org.as_ref(), to_org).unwrap();
     w.org = apply::<Org>(w.org.take(), &d3.events);
@@ -83,12 +85,10 @@ fn signing_up_with_a_new_org_runs_through_four_aggregates_and_completes_once() {
     assert_eq!(w.slug.unwrap().org_id, Some(org));
     let org_state = w.org.unwrap();
     assert_eq!(org_state.members[&user].role, Role::Admin);
-    assert_eq!(org_state.members[&user].email, "alice@acme.com");
+    assert_eq!(org_state.members[&user].email_index, ix("alice@acme.com"));
     let user_state = w.user.unwrap();
-    assert_eq!(
-        (user_state.email.as_str(), user_state.name.as_str()),
-        ("alice@acme.com", "Alice")
-    );
+    assert_eq!(user_state.email_index, ix("alice@acme.com"));
+    assert!(!user_state.forgotten);
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_taken_slug_refuses_the_sign_up_and_releases_the_address() {
     let release = &rejection.follow_ups[0];
     assert_eq!(
         (release.aggregate, release.key.as_str()),
-        ("email", "bob@acme.com")
+        ("email", ix("bob@acme.com").as_str())
     );
     // The compensation frees the address for the next attempt.
     let done = follow::<Email>(email_state.as_ref(), release).unwrap();
@@ -156,7 +156,7 @@ fn org_for_joining() -> (World, OrgId, UserId, InvitationId) {
     let invite = json!({
         "org_id": org,
         "invitation_id": invitation,
-        "email": "carol@example.org",
+        "email_index": ix("carol@example.org"), "email": sealed("carol@example.org"),
         "role": "curator",
         "token_hash": hash('c'),
         "expires_at": "2030-01-08T00:00:00Z",
@@ -171,7 +171,7 @@ fn org_for_joining() -> (World, OrgId, UserId, InvitationId) {
 fn signing_up_by_domain_runs_email_org_user() {
     let (mut w, org, _, _) = org_for_joining();
     let bob = UserId::new();
-    let then = json!({ "kind": "join_by_domain", "org_id": org });
+    let then = json!({ "kind": "join_by_domain", "org_id": org, "email_domain": "acme.com" });
     let (_, d1) = step::<Email>(None, email::CLAIM, claim("bob@acme.com", bob, then));
     let d2 = follow::<Org>(w.org.as_ref(), only(&d1)).unwrap();
     w.org = apply::<Org>(w.org.take(), &d2.events);
@@ -187,7 +187,7 @@ fn signing_up_by_domain_runs_email_org_user() {
 fn signing_up_from_a_domain_not_allowed_releases_the_address() {
     let (w, org, _, _) = org_for_joining();
     let eve = UserId::new();
-    let then = json!({ "kind": "join_by_domain", "org_id": org });
+    let then = json!({ "kind": "join_by_domain", "org_id": org, "email_domain": "evil.com" });
     let (email_state, d1) = step::<Email>(None, email::CLAIM, claim("eve@evil.com", eve, then));
     let rejection = follow::<Org>(w.org.as_ref(), only(&d1)).unwrap_err();
     assert_eq!(rejection.code, RejectionCode::NotAllowed);
@@ -232,7 +232,7 @@ fn signing_up_by_invitation_runs_email_org_user() {
     );
     let rejection = follow::<Org>(w.org.as_ref(), only(&d1)).unwrap_err();
     assert_eq!(rejection.code, RejectionCode::InvitationInvalid);
-    assert_eq!(rejection.follow_ups[0].key, "carol2@example.org");
+    assert_eq!(rejection.follow_ups[0].key, ix("carol2@example.org"));
 }
 
 /// One scenario touching every command and event type, so each has been produced by
@@ -242,7 +242,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
     let (mut w, org, admin, _) = org_for_joining();
     let by = format!("user:{admin}");
     let bob = UserId::new();
-    let then = json!({ "kind": "join_by_domain", "org_id": org });
+    let then = json!({ "kind": "join_by_domain", "org_id": org, "email_domain": "acme.com" });
     let (_, d) = step::<Email>(None, email::CLAIM, claim("bob@acme.com", bob, then));
     let d = follow::<Org>(w.org.as_ref(), only(&d)).unwrap();
     let mut state = apply::<Org>(w.org.take(), &d.events);
@@ -250,7 +250,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
     step::<User>(
         user_state,
         user::RENAME,
-        json!({ "user_id": bob, "name": "Robert", "org_id": org }),
+        json!({ "user_id": bob, "name": sealed("Robert"), "org_id": org }),
     );
 
     let dave = UserId::new();
@@ -272,7 +272,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
         (
             org::INVITE,
             json!({
-                "org_id": org, "invitation_id": invitation, "email": "dave@example.org", "role": "member",
+                "org_id": org, "invitation_id": invitation, "email_index": ix("dave@example.org"), "email": sealed("dave@example.org"), "role": "member",
                 "token_hash": hash('d'), "expires_at": "2030-01-08T00:00:00Z",
             }),
         ),
@@ -280,7 +280,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
             org::ACCEPT_INVITATION,
             json!({
                 "org_id": org, "invitation_id": invitation, "token_hash": hash('d'), "user_id": dave,
-                "email": "dave@example.org", "at": "2030-01-02T00:00:00Z",
+                "email_index": ix("dave@example.org"), "at": "2030-01-02T00:00:00Z",
             }),
         ),
         (
@@ -304,7 +304,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
             // Revoke a fresh one so the event is produced.
             let fresh = InvitationId::new();
             let invite = json!({
-                "org_id": org, "invitation_id": fresh, "email": "erin@example.org",
+                "org_id": org, "invitation_id": fresh, "email_index": ix("erin@example.org"), "email": sealed("erin@example.org"),
                 "role": "member", "token_hash": hash('f'), "expires_at": "2030-01-08T00:00:00Z",
             });
             state = step::<Org>(state, org::INVITE, invite).0;
@@ -325,7 +325,7 @@ fn every_command_and_event_type_is_exercised_and_valid() {
     let (_, deleted) = step::<Org>(state, org::DELETE, json!({ "org_id": org }));
     let release_slug = only(&deleted);
     follow::<Slug>(w.slug.as_ref(), release_slug).unwrap();
-    let release_email = email::release_follow_up("alice@acme.com", admin, Some(org));
+    let release_email = email::release_follow_up(&ix("alice@acme.com"), admin, Some(org));
     follow::<Email>(w.email.as_ref(), &release_email).unwrap();
 
     let session = SessionId::new();
@@ -350,6 +350,13 @@ fn every_command_and_event_type_is_exercised_and_valid() {
     );
 
     crate::credential::tests::full_lifecycle();
+
+    let (user_state, _) = step::<User>(
+        w.user.clone(),
+        user::FORGET,
+        json!({ "user_id": admin, "actor": "system:cli" }),
+    );
+    assert!(user_state.unwrap().forgotten);
 
     let seen = seen();
     let missing: Vec<_> = SCHEMAS

@@ -121,17 +121,37 @@ pub async fn memberships_of(
         .collect())
 }
 
+/// The orgs (slug, or id when the slug is unknown) where this user is the only active
+/// admin: they cannot leave, or be forgotten, until someone else is admin.
+pub async fn orgs_where_last_admin(client: &impl GenericClient, user: Uuid) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT coalesce(o.slug, m.org_id::text) FROM members m
+             LEFT JOIN orgs o ON o.id = m.org_id
+             WHERE m.user_id = $1 AND m.active AND m.role = 'admin'
+               AND (SELECT count(*) FROM members x
+                    WHERE x.org_id = m.org_id AND x.active AND x.role = 'admin') = 1
+             ORDER BY 1",
+            &[&user],
+        )
+        .await
+        .map_err(pg("looking for orgs a user is the last admin of"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 #[derive(Debug, Clone)]
 pub struct Login {
     pub user_id: Uuid,
+    /// Sealed under the user's key: open it with the vault to check a password.
     pub password_hash: String,
 }
 
-pub async fn login(client: &impl GenericClient, email: &str) -> Result<Option<Login>> {
+/// The login of the address whose blind index is `email_index`.
+pub async fn login(client: &impl GenericClient, email_index: &str) -> Result<Option<Login>> {
     let row = client
         .query_opt(
-            "SELECT user_id, password_hash FROM logins WHERE email = $1",
-            &[&email],
+            "SELECT user_id, password_hash FROM logins WHERE email_index = $1",
+            &[&email_index],
         )
         .await
         .map_err(pg("looking up a login"))?;
@@ -223,10 +243,13 @@ pub async fn invitation_org(client: &impl GenericClient, invitation: Uuid) -> Re
     Ok(row.map(|r| r.get(0)))
 }
 
-/// A user's normalized email.
-pub async fn user_email(client: &impl GenericClient, user: Uuid) -> Result<Option<String>> {
+/// The blind index of a live (not forgotten) user's address.
+pub async fn user_email_index(client: &impl GenericClient, user: Uuid) -> Result<Option<String>> {
     let row = client
-        .query_opt("SELECT email FROM users WHERE id = $1", &[&user])
+        .query_opt(
+            "SELECT email_index FROM users WHERE id = $1 AND forgotten_at IS NULL",
+            &[&user],
+        )
         .await
         .map_err(pg("reading a user"))?;
     Ok(row.map(|r| r.get(0)))
@@ -252,7 +275,11 @@ pub mod tenant_reads {
     #[derive(Debug, Clone, PartialEq)]
     pub struct MemberView {
         pub user_id: Uuid,
-        pub email: String,
+        pub email_index: String,
+        /// Sealed under the user's key; `None` before the user is registered in the read
+        /// model, or once the user was forgotten.
+        pub email: Option<String>,
+        /// Sealed under the user's key, like `email`.
         pub name: Option<String>,
         pub role: Role,
         pub active: bool,
@@ -263,7 +290,7 @@ pub mod tenant_reads {
     pub async fn members(client: &impl GenericClient, org: Uuid) -> Result<Vec<MemberView>> {
         let rows = client
             .query(
-                "SELECT m.user_id, m.email, u.name, m.role, m.active, m.via, m.joined_at
+                "SELECT m.user_id, m.email_index, u.email, u.name, m.role, m.active, m.via, m.joined_at
                  FROM members m LEFT JOIN users u ON u.id = m.user_id
                  WHERE m.org_id = $1 ORDER BY m.joined_at, m.user_id",
                 &[&org],
@@ -274,12 +301,13 @@ pub mod tenant_reads {
             .iter()
             .map(|r| MemberView {
                 user_id: r.get(0),
-                email: r.get(1),
-                name: r.get(2),
-                role: role(r.get(3)),
-                active: r.get(4),
-                via: r.get(5),
-                joined_at: r.get(6),
+                email_index: r.get(1),
+                email: r.get(2),
+                name: r.get(3),
+                role: role(r.get(4)),
+                active: r.get(5),
+                via: r.get(6),
+                joined_at: r.get(7),
             })
             .collect())
     }
@@ -287,6 +315,7 @@ pub mod tenant_reads {
     #[derive(Debug, Clone, PartialEq)]
     pub struct InvitationView {
         pub id: Uuid,
+        /// Sealed under the org's key.
         pub email: String,
         pub role: Role,
         pub status: String,

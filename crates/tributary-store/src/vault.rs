@@ -17,8 +17,8 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use std::sync::Arc;
 use tributary_vault::{
-    DataKey, FieldRef, KekRing, KeyScope, MAX_KEY_AGE_DAYS, RETIRE_AFTER_ENCRYPTIONS, VaultError,
-    WrappedKey,
+    BlindIndex, DataKey, FieldRef, KekRing, KeyScope, MAX_KEY_AGE_DAYS, RETIRE_AFTER_ENCRYPTIONS,
+    VaultError, WrappedKey,
 };
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -74,7 +74,13 @@ pub struct KeyVersion {
 pub struct Vault {
     db: Db,
     ring: Arc<KekRing>,
+    /// The email blind-index key, once loaded. Cached, unlike data keys: it is never
+    /// shredded, and every sign-in needs it.
+    email_index: Arc<tokio::sync::OnceCell<Arc<BlindIndex>>>,
 }
+
+/// The `system` scope id of the email blind-index key.
+pub const EMAIL_INDEX_SCOPE: Uuid = Uuid::from_u128(0x7472_6962_7574_6172_795f_656d_6169_6c31);
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,10 +95,10 @@ fn scope_parts(scope: KeyScope) -> (&'static str, Uuid) {
 }
 
 fn scope_of(kind: &str, id: Uuid) -> KeyScope {
-    if kind == "user" {
-        KeyScope::User(id)
-    } else {
-        KeyScope::Org(id)
+    match kind {
+        "user" => KeyScope::User(id),
+        "system" => KeyScope::System(id),
+        _ => KeyScope::Org(id),
     }
 }
 
@@ -100,7 +106,7 @@ fn scope_of(kind: &str, id: Uuid) -> KeyScope {
 fn org_of(scope: KeyScope) -> Option<Uuid> {
     match scope {
         KeyScope::Org(id) => Some(id),
-        KeyScope::User(_) => None,
+        KeyScope::User(_) | KeyScope::System(_) => None,
     }
 }
 
@@ -123,7 +129,28 @@ async fn outbox(
 
 impl Vault {
     pub fn new(db: Db, ring: Arc<KekRing>) -> Self {
-        Self { db, ring }
+        Self {
+            db,
+            ring,
+            email_index: Arc::default(),
+        }
+    }
+
+    /// The blind index of a normalized email address (`ebi1_<hex>`): what reservations,
+    /// memberships and sign-ins key on instead of the address. The key is made on first
+    /// use and kept in the key store (version 1 of a `system` scope) for good.
+    pub async fn email_index(&self, normalized_email: &str) -> Result<String> {
+        let key = self
+            .email_index
+            .get_or_try_init(|| async {
+                let scope = KeyScope::System(EMAIL_INDEX_SCOPE);
+                let client = self.db.get().await.map_err(Error::from)?;
+                self.start_version(&client, scope, None, NewKeyReason::FirstUse, "system:vault")
+                    .await?;
+                Ok::<_, VaultFailure>(Arc::new(BlindIndex::from_key(&self.key(scope, 1).await?)))
+            })
+            .await?;
+        Ok(key.index(normalized_email))
     }
 
     pub fn ring(&self) -> &KekRing {

@@ -55,6 +55,7 @@
 
 mod aad;
 mod error;
+mod index;
 mod kek;
 mod key;
 mod scope;
@@ -62,6 +63,7 @@ mod seal;
 mod secret;
 
 pub use error::{KeyConfigError, Result, VaultError};
+pub use index::{BlindIndex, INDEX_PREFIX, is_index};
 pub use kek::{KEK_ENV, KEK_FILE_ENV, KekRing, WrappedKey};
 pub use key::{DataKey, MAX_KEY_AGE_DAYS, RETIRE_AFTER_ENCRYPTIONS};
 pub use scope::KeyScope;

@@ -11,6 +11,8 @@ use uuid::Uuid;
 pub enum KeyScope {
     Org(Uuid),
     User(Uuid),
+    /// Keys of the installation itself, such as the blind-index key; never shredded.
+    System(Uuid),
 }
 
 impl KeyScope {
@@ -19,12 +21,13 @@ impl KeyScope {
         match self {
             Self::Org(_) => "org",
             Self::User(_) => "user",
+            Self::System(_) => "system",
         }
     }
 
     pub fn id(&self) -> Uuid {
         match self {
-            Self::Org(id) | Self::User(id) => *id,
+            Self::Org(id) | Self::User(id) | Self::System(id) => *id,
         }
     }
 }

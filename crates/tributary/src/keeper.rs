@@ -3,8 +3,9 @@
 //! - relays the vault's outbox (key created, re-wrapped, shredded) to
 //!   `<prefix>.vault.events`, in order, deleting each event only once Kafka has it;
 //! - shreds an org's data keys when the org is deleted (`org.deleted` on the org event
-//!   topic, read in a consumer group of its own, offsets committed after the shredding,
-//!   which is idempotent);
+//!   topic), and a user's key when the user is forgotten (`user.forgotten`), reading both
+//!   topics in a consumer group of its own and committing offsets after the shredding,
+//!   which is idempotent;
 //! - re-encrypts secrets still sealed under a retired data-key version, by producing a
 //!   `credential.reencrypt` command per secret version, so the move forward is itself a
 //!   new event and the old ciphertext stays only in history.
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tributary_domain::credential::{self, Credential};
-use tributary_domain::{Aggregate, OrgId, org};
+use tributary_domain::{Aggregate, OrgId, org, user};
 use tributary_log::client::KafkaSettings;
 use tributary_log::{Envelope, Topics};
 use tributary_store::Db;
@@ -128,7 +129,10 @@ impl Keeper {
             .set("enable.partition.eof", "false")
             .create()
             .context("creating the keeper's consumer")?;
-        consumer.subscribe(&[&self.topics.events(org::Org::KIND)])?;
+        consumer.subscribe(&[
+            &self.topics.events(org::Org::KIND),
+            &self.topics.events(user::User::KIND),
+        ])?;
         while !stop.load(Ordering::SeqCst) {
             let message =
                 match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
@@ -139,7 +143,7 @@ impl Keeper {
                 match Envelope::decode(message.headers(), message.payload().unwrap_or_default()) {
                     Ok(env) => env,
                     Err(e) => {
-                        tracing::warn!(error = %e, "skipping an org event that does not decode");
+                        tracing::warn!(error = %e, "skipping an event that does not decode");
                         consumer.commit_message(&message, CommitMode::Async)?;
                         continue;
                     }
@@ -152,6 +156,15 @@ impl Keeper {
                     .shred(KeyScope::Org(org_id.0), "org deleted", ACTOR)
                     .await?;
                 tracing::info!(org = %org_id, ?versions, "org deleted: its data keys were destroyed");
+            }
+            if env.ty == user::FORGOTTEN
+                && let Some(user_id) = env.subject.as_deref().and_then(|s| s.parse().ok())
+            {
+                let versions = self
+                    .vault
+                    .shred(KeyScope::User(user_id), "user forgotten", ACTOR)
+                    .await?;
+                tracing::info!(user = %user_id, ?versions, "user forgotten: their key was destroyed");
             }
             consumer.commit_message(&message, CommitMode::Async)?;
         }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod forget;
 pub mod keeper;
 pub mod produce;
 pub mod refresher;

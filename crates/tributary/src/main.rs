@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// People: forget a user for good (a data-subject request reaching the operator).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Who did what to an org's credentials and keys, replayed from the log alone.
     Audit {
         #[arg(long)]
@@ -91,6 +96,16 @@ enum KeysAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum UsersAction {
+    /// Removes the user from every org, records user.forgotten and destroys the key of
+    /// their address, name and password hash. Cannot be undone.
+    Forget {
+        /// The user's id.
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TopicsAction {
     Create,
     List,
@@ -142,6 +157,9 @@ async fn main() -> anyhow::Result<()> {
             ..Roles::NONE
         },
         Command::Keys { action } => return keys(&settings, action).await,
+        Command::Users {
+            action: UsersAction::Forget { id },
+        } => return forget(&settings, id).await,
         Command::Audit {
             org,
             credential,
@@ -297,6 +315,25 @@ async fn keys(settings: &Settings, action: KeysAction) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn forget(settings: &Settings, user: uuid::Uuid) -> anyhow::Result<()> {
+    let ring = std::sync::Arc::new(settings.kek_ring()?);
+    let db = tributary_store::connect(&settings.database_url, 2)?;
+    let vault = tributary_store::vault::Vault::new(db.clone(), ring);
+    let producer: rdkafka::producer::FutureProducer = KafkaSettings::new(&settings.kafka_brokers)
+        .producer()
+        .create()?;
+    let topics = Topics::new(&settings.topic_prefix);
+    eprintln!("forgetting user {user}…");
+    tributary::forget::forget_user(&db, &vault, &producer, &topics, user, |step| {
+        eprintln!("  {step}")
+    })
+    .await?;
+    println!(
+        "user {user} is forgotten: their address, name and password hash are unreadable for good"
+    );
     Ok(())
 }
 

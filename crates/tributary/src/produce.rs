@@ -15,14 +15,14 @@ pub async fn command(
     source: &str,
     (aggregate, key): (&str, &str),
     ty: &str,
-    org: OrgId,
+    org: impl Into<Option<OrgId>>,
     data: &serde_json::Value,
 ) -> anyhow::Result<CommandId> {
     let id = CommandId::new();
     let mut env = Envelope::new(source, ty, serde_json::to_vec(data)?);
     env.id = id.to_string();
     env.subject = Some(key.to_owned());
-    env.org_id = Some(org);
+    env.org_id = org.into();
     let topic = topics.commands(aggregate);
     producer
         .send(

@@ -547,35 +547,13 @@ fn validate_field_name(field: &str) -> Result<(), Rejection> {
     })
 }
 
-/// Sealed values only: a value that is not `tv1.<version>.<data>` may be plaintext and
-/// must not be recorded.
-fn validate_sealed(field: &str, sealed: &str) -> Result<(), Rejection> {
-    let mut parts = sealed.splitn(3, '.');
-    let ok = parts.next() == Some("tv1")
-        && parts
-            .next()
-            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        && parts.next().is_some_and(|d| {
-            !d.is_empty()
-                && d.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        && sealed.len() <= SEALED_MAX_CHARS;
-    ok.then_some(()).ok_or_else(|| {
-        invalid(format!(
-            "secret field {field} must be sealed by the vault (tv1.<version>.<data>); \
-             plaintext secrets are refused"
-        ))
-    })
-}
-
 fn validate_secrets(secrets: &SealedFields) -> Result<(), Rejection> {
     if secrets.is_empty() {
         return Err(invalid("a credential needs at least one secret field"));
     }
     for (field, value) in secrets {
         validate_field_name(field)?;
-        validate_sealed(field, &value.sealed)?;
+        crate::checks::validate_sealed(field, &value.sealed)?;
         if value.mask.chars().count() > 64 {
             return Err(invalid(format!(
                 "the mask of {field} is longer than 64 characters"
@@ -836,7 +814,7 @@ impl Aggregate for Credential {
                     ));
                 }
                 for (field, sealed) in &c.secrets {
-                    validate_sealed(field, sealed)?;
+                    crate::checks::validate_sealed(field, sealed)?;
                 }
                 done(E::Reencrypted(Reencrypted {
                     credential_id: c.credential_id,

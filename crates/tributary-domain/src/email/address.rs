@@ -1,7 +1,5 @@
 //! Email addresses and domains in the one spelling every aggregate compares.
 
-use crate::aggregate::{Rejection, RejectionCode};
-
 pub const EMAIL_MAX_CHARS: usize = 254;
 const LOCAL_MAX_CHARS: usize = 64;
 const DOMAIN_MAX_CHARS: usize = 253;
@@ -72,19 +70,6 @@ pub fn normalize_domain(s: &str) -> Result<String, String> {
     Ok(domain)
 }
 
-/// Checks that an address in a command is already normalized: producers key the command
-/// by it, so a different spelling would land on another partition.
-pub(crate) fn require_normalized(email: &str) -> Result<(), Rejection> {
-    match normalize_email(email) {
-        Ok(n) if n == email => Ok(()),
-        Ok(n) => Err(Rejection::new(
-            RejectionCode::Invalid,
-            format!("the email address must be sent normalized, as {n:?}"),
-        )),
-        Err(e) => Err(Rejection::new(RejectionCode::Invalid, e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,14 +123,5 @@ mod tests {
         ] {
             assert!(normalize_domain(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn only_normalized_addresses_pass_as_keys() {
-        assert!(require_normalized("alice@example.com").is_ok());
-        assert_eq!(
-            require_normalized("Alice@example.com").unwrap_err().code,
-            RejectionCode::Invalid
-        );
     }
 }

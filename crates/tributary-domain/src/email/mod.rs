@@ -1,19 +1,24 @@
-//! The email reservation aggregate, keyed by the normalized address: one partition
-//! decides which user holds an address, so two sign-ups can never share one. A claim
-//! starts a sign-up chain and hands it on to the org (and from there to the user).
+//! The email reservation aggregate, keyed by the blind index of the normalized address:
+//! one partition decides which user holds an address, so two sign-ups can never share
+//! one. A claim starts a sign-up chain and hands it on to the org (and from there to the
+//! user).
+//!
+//! Addresses never travel in plaintext: the key and every event carry the blind index
+//! (`ebi1_…`, see `tributary-vault`), and the address, name and password hash travel
+//! sealed under the new user's own key, so forgetting the user makes them unreadable in
+//! the log for good.
 
 mod address;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use address::require_normalized;
 pub use address::{EMAIL_MAX_CHARS, email_domain, normalize_domain, normalize_email};
 
 use crate::aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode, parse_data};
+use crate::checks::{validate_email_index, validate_sealed};
 use crate::ids::{InvitationId, OrgId, UserId};
 use crate::org::{self, Org, validate_name, validate_slug};
 use crate::slug::{self, Slug};
-use crate::user::validate_password_hash;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +31,7 @@ pub struct Email;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmailState {
-    pub email: String,
+    pub email_index: String,
     /// The user holding the address; `None` once released.
     pub user_id: Option<UserId>,
 }
@@ -34,9 +39,14 @@ pub struct EmailState {
 /// Public command: sign up with a new address, and do `then` in the same step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimEmail {
-    pub email: String,
+    /// Blind index of the normalized address: the reservation's key.
+    pub email_index: String,
     pub user_id: UserId,
+    /// The address, sealed under the user's key.
+    pub email: String,
+    /// Sealed under the user's key.
     pub name: String,
+    /// The argon2id hash, sealed under the user's key.
     pub password_hash: String,
     pub then: NextStep,
 }
@@ -52,7 +62,7 @@ pub enum NextStep {
         name: String,
     },
     /// Join an org that allows the address's domain.
-    JoinByDomain { org_id: OrgId },
+    JoinByDomain { org_id: OrgId, email_domain: String },
     /// Join an org by an invitation sent to the address.
     AcceptInvitation {
         org_id: OrgId,
@@ -66,7 +76,7 @@ impl NextStep {
     pub fn org_id(&self) -> OrgId {
         match self {
             Self::NewOrg { org_id, .. }
-            | Self::JoinByDomain { org_id }
+            | Self::JoinByDomain { org_id, .. }
             | Self::AcceptInvitation { org_id, .. } => *org_id,
         }
     }
@@ -75,7 +85,7 @@ impl NextStep {
 /// Internal: give an address back after its sign-up was refused further on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseEmail {
-    pub email: String,
+    pub email_index: String,
     pub user_id: UserId,
     #[serde(default)]
     pub org_id: Option<OrgId>,
@@ -97,14 +107,14 @@ pub enum EmailEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailClaimed {
-    pub email: String,
+    pub email_index: String,
     pub user_id: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailReleased {
-    pub email: String,
+    pub email_index: String,
     pub user_id: UserId,
 }
 
@@ -121,14 +131,14 @@ impl EmailEvent {
 }
 
 /// The compensation every refused sign-up step carries.
-pub fn release_follow_up(email: &str, user_id: UserId, org_id: Option<OrgId>) -> FollowUp {
-    let mut data = serde_json::json!({ "email": email, "user_id": user_id });
+pub fn release_follow_up(email_index: &str, user_id: UserId, org_id: Option<OrgId>) -> FollowUp {
+    let mut data = serde_json::json!({ "email_index": email_index, "user_id": user_id });
     if let Some(org_id) = org_id {
         data["org_id"] = serde_json::json!(org_id);
     }
     FollowUp {
         aggregate: Email::KIND,
-        key: email.to_owned(),
+        key: email_index.to_owned(),
         command_type: RELEASE,
         data,
         org_id,
@@ -137,7 +147,9 @@ pub fn release_follow_up(email: &str, user_id: UserId, org_id: Option<OrgId>) ->
 
 /// The next step of a sign-up, with the same command id.
 fn hand_on(c: &ClaimEmail) -> FollowUp {
-    let new_user = serde_json::json!({ "name": c.name, "password_hash": c.password_hash });
+    let new_user = serde_json::json!({
+        "email": c.email, "name": c.name, "password_hash": c.password_hash,
+    });
     match &c.then {
         NextStep::NewOrg { org_id, slug, name } => FollowUp {
             aggregate: Slug::KIND,
@@ -149,6 +161,7 @@ fn hand_on(c: &ClaimEmail) -> FollowUp {
                 "name": name,
                 "founder": {
                     "user_id": c.user_id,
+                    "email_index": c.email_index,
                     "email": c.email,
                     "name": c.name,
                     "password_hash": c.password_hash,
@@ -156,14 +169,18 @@ fn hand_on(c: &ClaimEmail) -> FollowUp {
             }),
             org_id: Some(*org_id),
         },
-        NextStep::JoinByDomain { org_id } => FollowUp {
+        NextStep::JoinByDomain {
+            org_id,
+            email_domain,
+        } => FollowUp {
             aggregate: Org::KIND,
             key: org_id.to_string(),
             command_type: org::JOIN_BY_DOMAIN,
             data: serde_json::json!({
                 "org_id": org_id,
                 "user_id": c.user_id,
-                "email": c.email,
+                "email_index": c.email_index,
+                "email_domain": email_domain,
                 "new_user": new_user,
             }),
             org_id: Some(*org_id),
@@ -182,7 +199,7 @@ fn hand_on(c: &ClaimEmail) -> FollowUp {
                 "invitation_id": invitation_id,
                 "token_hash": token_hash,
                 "user_id": c.user_id,
-                "email": c.email,
+                "email_index": c.email_index,
                 "at": at,
                 "new_user": new_user,
             }),
@@ -215,8 +232,8 @@ impl Aggregate for Email {
 
     fn target(command: &Self::Command) -> String {
         match command {
-            EmailCommand::Claim(c) => c.email.clone(),
-            EmailCommand::Release(c) => c.email.clone(),
+            EmailCommand::Claim(c) => c.email_index.clone(),
+            EmailCommand::Release(c) => c.email_index.clone(),
         }
     }
 
@@ -234,9 +251,14 @@ impl Aggregate for Email {
         let holder = state.and_then(|s| s.user_id);
         match command {
             EmailCommand::Claim(c) => {
-                require_normalized(&c.email)?;
-                validate_name(&c.name)?;
-                validate_password_hash(&c.password_hash)?;
+                validate_email_index(&c.email_index)?;
+                validate_sealed("email", &c.email)?;
+                validate_sealed("name", &c.name)?;
+                validate_sealed("password_hash", &c.password_hash)?;
+                if let NextStep::JoinByDomain { email_domain, .. } = &c.then {
+                    normalize_domain(email_domain)
+                        .map_err(|e| Rejection::new(RejectionCode::Invalid, e))?;
+                }
                 // Checked here too, so a bad request does not claim and release.
                 if let NextStep::NewOrg { slug, name, .. } = &c.then {
                     validate_slug(slug)?;
@@ -245,7 +267,7 @@ impl Aggregate for Email {
                 match holder {
                     None => Ok(Decision::handed_on(
                         vec![EmailEvent::Claimed(EmailClaimed {
-                            email: c.email.clone(),
+                            email_index: c.email_index.clone(),
                             user_id: c.user_id,
                         })],
                         hand_on(c),
@@ -256,14 +278,14 @@ impl Aggregate for Email {
                     }
                     Some(_) => Err(Rejection::new(
                         RejectionCode::EmailTaken,
-                        format!("{} already has an account; sign in instead", c.email),
+                        "this email address already has an account; sign in instead",
                     )),
                 }
             }
             EmailCommand::Release(c) => match holder {
                 Some(holder) if holder == c.user_id => {
                     Ok(Decision::done(vec![EmailEvent::Released(EmailReleased {
-                        email: c.email.clone(),
+                        email_index: c.email_index.clone(),
                         user_id: c.user_id,
                     })]))
                 }
@@ -276,11 +298,11 @@ impl Aggregate for Email {
     fn evolve(_state: Option<EmailState>, event: &EmailEvent) -> EmailState {
         match event {
             EmailEvent::Claimed(e) => EmailState {
-                email: e.email.clone(),
+                email_index: e.email_index.clone(),
                 user_id: Some(e.user_id),
             },
             EmailEvent::Released(e) => EmailState {
-                email: e.email.clone(),
+                email_index: e.email_index.clone(),
                 user_id: None,
             },
         }

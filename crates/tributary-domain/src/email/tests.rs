@@ -1,14 +1,15 @@
 use super::*;
 use crate::schema;
-use crate::testkit::{PASSWORD_HASH, given, hash, round_trips, step, when};
+use crate::testkit::{given, hash, ix, round_trips, sealed, sealed_hash, step, when};
 use serde_json::{Value, json};
 
 fn claim(email: &str, user: UserId, then: Value) -> Value {
     json!({
-        "email": email,
+        "email_index": ix(email),
+        "email": sealed(email),
         "user_id": user,
-        "name": "Alice",
-        "password_hash": PASSWORD_HASH,
+        "name": sealed("Alice"),
+        "password_hash": sealed_hash(),
         "then": then,
     })
 }
@@ -19,7 +20,7 @@ fn new_org(org: OrgId) -> Value {
 
 fn claimed(user: UserId) -> Option<EmailState> {
     given::<Email>(&[EmailEvent::Claimed(EmailClaimed {
-        email: "alice@acme.com".into(),
+        email_index: ix("alice@acme.com"),
         user_id: user,
     })])
 }
@@ -31,7 +32,7 @@ fn a_free_address_is_claimed_and_a_new_org_handed_to_the_slug() {
     assert_eq!(
         decision.events,
         vec![EmailEvent::Claimed(EmailClaimed {
-            email: "alice@acme.com".into(),
+            email_index: ix("alice@acme.com"),
             user_id: user
         })]
     );
@@ -40,21 +41,21 @@ fn a_free_address_is_claimed_and_a_new_org_handed_to_the_slug() {
     assert_eq!((next.aggregate, next.key.as_str()), ("slug", "acme"));
     assert_eq!(next.command_type, slug::CREATE_ORG);
     assert_eq!(next.data["founder"]["user_id"], json!(user));
-    assert_eq!(next.data["founder"]["password_hash"], json!(PASSWORD_HASH));
+    assert_eq!(next.data["founder"]["password_hash"], json!(sealed_hash()));
     assert_eq!(next.org_id, Some(org));
 }
 
 #[test]
 fn joining_by_domain_and_accepting_an_invitation_go_to_the_org() {
     let (user, org, invitation) = (UserId::new(), OrgId::new(), InvitationId::new());
-    let join = json!({ "kind": "join_by_domain", "org_id": org });
+    let join = json!({ "kind": "join_by_domain", "org_id": org, "email_domain": "acme.com" });
     let decision = when::<Email>(None, CLAIM, claim("alice@acme.com", user, join)).unwrap();
     let next = &decision.follow_ups[0];
     assert_eq!(
         (next.aggregate, next.command_type),
         ("org", org::JOIN_BY_DOMAIN)
     );
-    assert_eq!(next.data["new_user"]["name"], "Alice");
+    assert_eq!(next.data["new_user"]["name"], json!(sealed("Alice")));
 
     let accept = json!({
         "kind": "accept_invitation",
@@ -106,14 +107,15 @@ fn a_retried_claim_is_handed_on_again_without_new_events() {
 fn release_frees_only_the_holders_address() {
     let user = UserId::new();
     let state = claimed(user);
-    let stranger = json!({ "email": "alice@acme.com", "user_id": UserId::new() });
+    let stranger = json!({ "email_index": ix("alice@acme.com"), "user_id": UserId::new() });
     assert!(
         when::<Email>(state.as_ref(), RELEASE, stranger)
             .unwrap()
             .events
             .is_empty()
     );
-    let holder = json!({ "email": "alice@acme.com", "user_id": user, "org_id": OrgId::new() });
+    let holder =
+        json!({ "email_index": ix("alice@acme.com"), "user_id": user, "org_id": OrgId::new() });
     let (after, decision) = step::<Email>(state, RELEASE, holder);
     assert!(decision.completes);
     assert_eq!(after.as_ref().unwrap().user_id, None);
@@ -127,13 +129,22 @@ fn release_frees_only_the_holders_address() {
 }
 
 #[test]
-fn addresses_must_arrive_normalized_because_they_are_the_key() {
-    let data = claim("Alice@acme.com", UserId::new(), new_org(OrgId::new()));
+fn addresses_travel_only_as_a_blind_index_and_sealed() {
+    let mut data = claim("alice@acme.com", UserId::new(), new_org(OrgId::new()));
+    data["email_index"] = json!("alice@acme.com");
     assert!(schema::validate(CLAIM, &data).is_err());
-    // Non-ASCII capitals pass the schema's pattern; the aggregate still refuses them.
-    let data = claim("ålice@acmÉ.com", UserId::new(), new_org(OrgId::new()));
-    let rejection = when::<Email>(None, CLAIM, data).unwrap_err();
+    let command = Email::parse_command(CLAIM, data).unwrap();
+    let rejection = Email::decide(None, &command).unwrap_err();
     assert_eq!(rejection.code, RejectionCode::Invalid);
+    assert!(!rejection.reason.contains("alice"), "{}", rejection.reason);
+
+    let mut data = claim("alice@acme.com", UserId::new(), new_org(OrgId::new()));
+    data["email"] = json!("alice@acme.com");
+    assert!(schema::validate(CLAIM, &data).is_err());
+    let command = Email::parse_command(CLAIM, data).unwrap();
+    let rejection = Email::decide(None, &command).unwrap_err();
+    assert_eq!(rejection.code, RejectionCode::Invalid);
+    assert!(!rejection.reason.contains("alice"), "{}", rejection.reason);
 }
 
 #[test]
@@ -141,6 +152,7 @@ fn plaintext_passwords_never_pass() {
     let mut data = claim("alice@acme.com", UserId::new(), new_org(OrgId::new()));
     data["password_hash"] = json!("hunter2");
     assert!(schema::validate(CLAIM, &data).is_err());
+    data["name"] = json!("Alice");
     let command = Email::parse_command(CLAIM, data).unwrap();
     assert_eq!(
         Email::decide(None, &command).unwrap_err().code,
@@ -162,15 +174,15 @@ fn the_org_of_a_claim_is_the_one_it_goes_to() {
     let command =
         Email::parse_command(CLAIM, claim("alice@acme.com", UserId::new(), new_org(org))).unwrap();
     assert_eq!(Email::org_of(&command), Some(org));
-    assert_eq!(Email::target(&command), "alice@acme.com");
+    assert_eq!(Email::target(&command), ix("alice@acme.com"));
 }
 
 #[test]
 fn state_and_events_round_trip() {
     let state = claimed(UserId::new()).unwrap();
-    round_trips("email", "alice@acme.com", &state);
+    round_trips("email", &ix("alice@acme.com"), &state);
     let event = EmailEvent::Released(EmailReleased {
-        email: "alice@acme.com".into(),
+        email_index: ix("alice@acme.com"),
         user_id: UserId::new(),
     });
     let bytes = serde_json::to_vec(&event).unwrap();

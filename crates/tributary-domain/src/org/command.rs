@@ -25,7 +25,7 @@ pub struct RegisterOrg {
 #[serde(deny_unknown_fields)]
 pub struct ExistingUser {
     pub user_id: UserId,
-    pub email: String,
+    pub email_index: String,
 }
 
 /// The user who signs up by creating an org.
@@ -33,6 +33,8 @@ pub struct ExistingUser {
 #[serde(deny_unknown_fields)]
 pub struct Founder {
     pub user_id: UserId,
+    pub email_index: String,
+    /// Sealed under the founder's key, like `name` and `password_hash`.
     pub email: String,
     pub name: String,
     pub password_hash: String,
@@ -41,6 +43,7 @@ pub struct Founder {
 impl Founder {
     pub fn new_user(&self) -> NewUser {
         NewUser {
+            email: self.email.clone(),
             name: self.name.clone(),
             password_hash: self.password_hash.clone(),
         }
@@ -62,6 +65,10 @@ pub struct DeleteOrg {
 pub struct Invite {
     pub org_id: OrgId,
     pub invitation_id: InvitationId,
+    /// Blind index of the invitee's normalized address.
+    pub email_index: String,
+    /// The address, sealed under the org's key (the invitee is no user yet); shown in
+    /// the invitation list, and shredded with the org.
     pub email: String,
     pub role: Role,
     /// Hash of the token mailed to the invitee; the token itself never travels.
@@ -77,7 +84,7 @@ pub struct AcceptInvitation {
     pub invitation_id: InvitationId,
     pub token_hash: String,
     pub user_id: UserId,
-    pub email: String,
+    pub email_index: String,
     /// When the invitee presented the token, set by the gateway.
     pub at: DateTime<Utc>,
     /// Present when the invitee signs up in the same step.
@@ -97,7 +104,9 @@ pub struct RevokeInvitation {
 pub struct JoinByDomain {
     pub org_id: OrgId,
     pub user_id: UserId,
-    pub email: String,
+    pub email_index: String,
+    /// The address's domain, which the org must allow.
+    pub email_domain: String,
     /// Present when the user signs up in the same step.
     #[serde(default)]
     pub new_user: Option<NewUser>,

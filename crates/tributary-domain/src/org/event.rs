@@ -66,7 +66,7 @@ pub enum JoinedVia {
 pub struct MemberAdded {
     pub org_id: OrgId,
     pub user_id: UserId,
-    pub email: String,
+    pub email_index: String,
     pub role: Role,
     pub via: JoinedVia,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +99,8 @@ pub struct MemberChanged {
 pub struct InvitationCreated {
     pub org_id: OrgId,
     pub invitation_id: InvitationId,
+    pub email_index: String,
+    /// Sealed under the org's key.
     pub email: String,
     pub role: Role,
     pub expires_at: DateTime<Utc>,
@@ -113,7 +115,7 @@ pub struct InvitationAccepted {
     pub org_id: OrgId,
     pub invitation_id: InvitationId,
     pub user_id: UserId,
-    pub email: String,
+    pub email_index: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

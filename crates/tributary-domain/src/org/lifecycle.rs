@@ -3,11 +3,12 @@
 use super::event::{JoinedVia, MemberAdded, OrgCreated, OrgDeleted, OrgEvent, OrgRenamed};
 use super::{Founder, OrgState, RegisterOrg, RenameOrg, validate_name};
 use crate::aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode};
-use crate::email::{self, require_normalized};
+use crate::checks::{validate_email_index, validate_sealed};
+use crate::email;
 use crate::ids::OrgId;
 use crate::role::Role;
 use crate::slug::{self, Slug};
-use crate::user::{self, validate_password_hash};
+use crate::user;
 
 fn release_slug(org_id: OrgId, slug: &str) -> FollowUp {
     FollowUp {
@@ -22,16 +23,17 @@ fn release_slug(org_id: OrgId, slug: &str) -> FollowUp {
 fn register_founder(org_id: OrgId, founder: &Founder) -> FollowUp {
     user::register_follow_up(
         founder.user_id,
-        &founder.email,
+        &founder.email_index,
         &founder.new_user(),
         Some(org_id),
     )
 }
 
 fn validate_founder(founder: &Founder) -> Result<(), Rejection> {
-    require_normalized(&founder.email)?;
-    validate_name(&founder.name)?;
-    validate_password_hash(&founder.password_hash)
+    validate_email_index(&founder.email_index)?;
+    validate_sealed("email", &founder.email)?;
+    validate_sealed("name", &founder.name)?;
+    validate_sealed("password_hash", &founder.password_hash)
 }
 
 pub(super) fn register(
@@ -41,7 +43,7 @@ pub(super) fn register(
     let release_email = || {
         c.founder
             .as_ref()
-            .map(|f| email::release_follow_up(&f.email, f.user_id, Some(c.org_id)))
+            .map(|f| email::release_follow_up(&f.email_index, f.user_id, Some(c.org_id)))
     };
     let Some(existing) = state else {
         let checked = validate_name(&c.name)
@@ -57,11 +59,11 @@ pub(super) fn register(
             name: c.name.trim().to_owned(),
         })];
         if let (None, Some(admin)) = (&c.founder, &c.admin) {
-            require_normalized(&admin.email)?;
+            validate_email_index(&admin.email_index)?;
             events.push(OrgEvent::MemberAdded(MemberAdded {
                 org_id: c.org_id,
                 user_id: admin.user_id,
-                email: admin.email.clone(),
+                email_index: admin.email_index.clone(),
                 role: Role::Admin,
                 via: JoinedVia::Founder,
                 invitation_id: None,
@@ -73,7 +75,7 @@ pub(super) fn register(
         events.push(OrgEvent::MemberAdded(MemberAdded {
             org_id: c.org_id,
             user_id: founder.user_id,
-            email: founder.email.clone(),
+            email_index: founder.email_index.clone(),
             role: Role::Admin,
             via: JoinedVia::Founder,
             invitation_id: None,

@@ -4,14 +4,15 @@ use super::event::{
     InvitationAccepted, InvitationCreated, InvitationRevoked, JoinedVia, MemberAdded,
     MemberChanged, MemberRoleChanged, OrgEvent,
 };
-use super::validate::normalized_email;
 use super::{
     AcceptInvitation, ChangeRole, Invite, JoinByDomain, Member, MemberCommand, OrgState,
     RevokeInvitation,
 };
 use crate::aggregate::{Decision, Rejection, RejectionCode};
-use crate::checks::{same_hash, validate_actor, validate_hash};
-use crate::email::email_domain;
+use crate::checks::{
+    same_hash, validate_actor, validate_email_index, validate_hash, validate_sealed,
+};
+use crate::email::normalize_domain;
 use crate::ids::{OrgId, UserId};
 use crate::role::Role;
 use crate::user::{self, NewUser};
@@ -22,14 +23,14 @@ type Decided = Result<Decision<OrgEvent>, Rejection>;
 fn admit(
     org_id: OrgId,
     user_id: UserId,
-    email: &str,
+    email_index: &str,
     new_user: Option<&NewUser>,
     events: Vec<OrgEvent>,
 ) -> Decision<OrgEvent> {
     match new_user {
         Some(new_user) => Decision::handed_on(
             events,
-            user::register_follow_up(user_id, email, new_user, Some(org_id)),
+            user::register_follow_up(user_id, email_index, new_user, Some(org_id)),
         ),
         None => Decision::done(events),
     }
@@ -54,15 +55,16 @@ fn last_admin(org: &OrgState, what: &str) -> Rejection {
     )
 }
 
-fn already_member(org: &OrgState, email: &str) -> Rejection {
+fn already_member(org: &OrgState) -> Rejection {
     Rejection::new(
         RejectionCode::Conflict,
-        format!("{email} is already a member of {}", org.slug),
+        format!("that email address is already a member of {}", org.slug),
     )
 }
 
 pub(super) fn invite(org: &OrgState, c: &Invite) -> Decided {
-    let email = normalized_email(&c.email)?;
+    validate_email_index(&c.email_index)?;
+    validate_sealed("email", &c.email)?;
     validate_hash("token_hash", &c.token_hash)?;
     validate_actor(c.actor.as_deref())?;
     if org.invitations.contains_key(&c.invitation_id) {
@@ -74,14 +76,15 @@ pub(super) fn invite(org: &OrgState, c: &Invite) -> Decided {
             ),
         ));
     }
-    if org.member_with_email(&email).is_some() {
-        return Err(already_member(org, &email));
+    if org.member_with_email(&c.email_index).is_some() {
+        return Err(already_member(org));
     }
     Ok(Decision::done(vec![OrgEvent::InvitationCreated(
         InvitationCreated {
             org_id: c.org_id,
             invitation_id: c.invitation_id,
-            email,
+            email_index: c.email_index.clone(),
+            email: c.email.clone(),
             role: c.role,
             expires_at: c.expires_at,
             token_hash: c.token_hash.clone(),
@@ -91,7 +94,11 @@ pub(super) fn invite(org: &OrgState, c: &Invite) -> Decided {
 }
 
 pub(super) fn accept(org: &OrgState, c: &AcceptInvitation) -> Decided {
-    let email = normalized_email(&c.email)?;
+    validate_email_index(&c.email_index)?;
+    c.new_user
+        .as_ref()
+        .map_or(Ok(()), user::validate_new_user)?;
+    let email = &c.email_index;
     let invalid = |why: String| Rejection::new(RejectionCode::InvitationInvalid, why);
     let id = c.invitation_id;
     let invitation = org
@@ -106,7 +113,7 @@ pub(super) fn accept(org: &OrgState, c: &AcceptInvitation) -> Decided {
     if !same_hash(&invitation.token_hash, &c.token_hash) {
         return Err(invalid(format!("the token does not match invitation {id}")));
     }
-    if invitation.email != email {
+    if invitation.email_index != *email {
         return Err(invalid(format!(
             "invitation {id} was sent to another email address"
         )));
@@ -117,7 +124,7 @@ pub(super) fn accept(org: &OrgState, c: &AcceptInvitation) -> Decided {
             return Ok(admit(
                 c.org_id,
                 c.user_id,
-                &email,
+                email,
                 c.new_user.as_ref(),
                 Vec::new(),
             ));
@@ -130,20 +137,20 @@ pub(super) fn accept(org: &OrgState, c: &AcceptInvitation) -> Decided {
             invitation.expires_at.to_rfc3339()
         )));
     }
-    if org.members.contains_key(&c.user_id) || org.member_with_email(&email).is_some() {
-        return Err(already_member(org, &email));
+    if org.members.contains_key(&c.user_id) || org.member_with_email(email).is_some() {
+        return Err(already_member(org));
     }
     let events = vec![
         OrgEvent::InvitationAccepted(InvitationAccepted {
             org_id: c.org_id,
             invitation_id: id,
             user_id: c.user_id,
-            email: email.clone(),
+            email_index: email.clone(),
         }),
         OrgEvent::MemberAdded(MemberAdded {
             org_id: c.org_id,
             user_id: c.user_id,
-            email: email.clone(),
+            email_index: email.clone(),
             role: invitation.role,
             via: JoinedVia::Invitation,
             invitation_id: Some(id),
@@ -152,7 +159,7 @@ pub(super) fn accept(org: &OrgState, c: &AcceptInvitation) -> Decided {
     Ok(admit(
         c.org_id,
         c.user_id,
-        &email,
+        email,
         c.new_user.as_ref(),
         events,
     ))
@@ -180,9 +187,14 @@ pub(super) fn revoke_invitation(org: &OrgState, c: &RevokeInvitation) -> Decided
 }
 
 pub(super) fn join_by_domain(org: &OrgState, c: &JoinByDomain) -> Decided {
-    let email = normalized_email(&c.email)?;
-    let domain = email_domain(&email);
-    if !org.allowed_domains.iter().any(|d| d == domain) {
+    validate_email_index(&c.email_index)?;
+    c.new_user
+        .as_ref()
+        .map_or(Ok(()), user::validate_new_user)?;
+    let email = &c.email_index;
+    let domain =
+        normalize_domain(&c.email_domain).map_err(|e| Rejection::new(RejectionCode::Invalid, e))?;
+    if !org.allowed_domains.contains(&domain) {
         return Err(Rejection::new(
             RejectionCode::NotAllowed,
             format!("{} does not let {domain} addresses join", org.slug),
@@ -190,24 +202,24 @@ pub(super) fn join_by_domain(org: &OrgState, c: &JoinByDomain) -> Decided {
     }
     if let Some(m) = org.members.get(&c.user_id) {
         // A sign-up retried under a new command id: carry on to the user.
-        if c.new_user.is_some() && m.via == JoinedVia::Domain && m.email == email {
+        if c.new_user.is_some() && m.via == JoinedVia::Domain && m.email_index == *email {
             return Ok(admit(
                 c.org_id,
                 c.user_id,
-                &email,
+                email,
                 c.new_user.as_ref(),
                 Vec::new(),
             ));
         }
-        return Err(already_member(org, &email));
+        return Err(already_member(org));
     }
-    if org.member_with_email(&email).is_some() {
-        return Err(already_member(org, &email));
+    if org.member_with_email(email).is_some() {
+        return Err(already_member(org));
     }
     let events = vec![OrgEvent::MemberAdded(MemberAdded {
         org_id: c.org_id,
         user_id: c.user_id,
-        email: email.clone(),
+        email_index: email.clone(),
         role: Role::Member,
         via: JoinedVia::Domain,
         invitation_id: None,
@@ -215,7 +227,7 @@ pub(super) fn join_by_domain(org: &OrgState, c: &JoinByDomain) -> Decided {
     Ok(admit(
         c.org_id,
         c.user_id,
-        &email,
+        email,
         c.new_user.as_ref(),
         events,
     ))

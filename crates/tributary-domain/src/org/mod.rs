@@ -27,7 +27,7 @@ pub use validate::{
 };
 
 use crate::aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode, parse_data};
-use crate::email::{self, normalize_email};
+use crate::email;
 use crate::ids::{OrgId, UserId};
 
 pub const REGISTER: &str = "tributary.org.register.v1";
@@ -134,7 +134,7 @@ impl Aggregate for Org {
             C::AcceptInvitation(c) => org().and_then(|org| members::accept(org, c)).map_err(|r| {
                 r.with_follow_ups(release_email(
                     c.new_user.is_some(),
-                    &c.email,
+                    &c.email_index,
                     c.user_id,
                     c.org_id,
                 ))
@@ -145,7 +145,7 @@ impl Aggregate for Org {
                 .map_err(|r| {
                     r.with_follow_ups(release_email(
                         c.new_user.is_some(),
-                        &c.email,
+                        &c.email_index,
                         c.user_id,
                         c.org_id,
                     ))
@@ -186,12 +186,9 @@ fn live(state: Option<&OrgState>, org_id: OrgId) -> Result<&OrgState, Rejection>
 /// A sign-up refused at the org gives its email address back.
 fn release_email(
     signing_up: bool,
-    email: &str,
+    email_index: &str,
     user_id: UserId,
     org_id: OrgId,
 ) -> Option<FollowUp> {
-    signing_up.then(|| {
-        let email = normalize_email(email).unwrap_or_else(|_| email.to_owned());
-        email::release_follow_up(&email, user_id, Some(org_id))
-    })
+    signing_up.then(|| email::release_follow_up(email_index, user_id, Some(org_id)))
 }

@@ -27,7 +27,7 @@ pub struct OrgState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
-    pub email: String,
+    pub email_index: String,
     pub role: Role,
     pub active: bool,
     pub via: JoinedVia,
@@ -35,7 +35,7 @@ pub struct Member {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
-    pub email: String,
+    pub email_index: String,
     pub role: Role,
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
@@ -87,8 +87,10 @@ impl OrgState {
             && self.active_admins() == 1
     }
 
-    pub fn member_with_email(&self, email: &str) -> Option<(&UserId, &Member)> {
-        self.members.iter().find(|(_, m)| m.email == email)
+    pub fn member_with_email(&self, email_index: &str) -> Option<(&UserId, &Member)> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.email_index == email_index)
     }
 
     pub(super) fn apply(mut self, event: &OrgEvent) -> Self {
@@ -103,7 +105,7 @@ impl OrgState {
                 self.members.insert(
                     e.user_id,
                     Member {
-                        email: e.email.clone(),
+                        email_index: e.email_index.clone(),
                         role: e.role,
                         active: true,
                         via: e.via,
@@ -132,7 +134,7 @@ impl OrgState {
                 self.invitations.insert(
                     e.invitation_id,
                     Invitation {
-                        email: e.email.clone(),
+                        email_index: e.email_index.clone(),
                         role: e.role,
                         token_hash: e.token_hash.clone(),
                         expires_at: e.expires_at,

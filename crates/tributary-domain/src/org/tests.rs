@@ -143,7 +143,7 @@ fn events_decode_by_type() {
 
 // Fixtures shared by the member, invitation and settings tests.
 
-use crate::testkit::{PASSWORD_HASH, apply};
+use crate::testkit::{apply, ix, sealed, sealed_hash};
 use crate::{Role, UserId};
 use serde_json::{Value, json};
 
@@ -154,9 +154,10 @@ fn register_with_founder(org: OrgId, founder: UserId) -> Value {
         "name": "Acme",
         "founder": {
             "user_id": founder,
-            "email": "founder@acme.com",
-            "name": "Fran",
-            "password_hash": PASSWORD_HASH,
+            "email_index": ix("founder@acme.com"),
+            "email": sealed("founder@acme.com"),
+            "name": sealed("Fran"),
+            "password_hash": sealed_hash(),
         },
     })
 }
@@ -176,7 +177,7 @@ fn with_member(state: Option<OrgState>, user: UserId, email: &str, role: Role) -
         &[OrgEvent::MemberAdded(MemberAdded {
             org_id,
             user_id: user,
-            email: email.into(),
+            email_index: ix(email),
             role,
             via: JoinedVia::Invitation,
             invitation_id: None,
@@ -189,7 +190,7 @@ fn actor(user: UserId) -> String {
 }
 
 fn new_user() -> Value {
-    json!({ "name": "Bob", "password_hash": PASSWORD_HASH })
+    json!({ "email": sealed("bob@acme.com"), "name": sealed("Bob"), "password_hash": sealed_hash() })
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn a_signed_in_user_creating_an_org_becomes_its_admin_and_the_command_completes(
         founder: None,
         admin: Some(crate::org::ExistingUser {
             user_id: user,
-            email: "ada@example.com".into(),
+            email_index: ix("ada@example.com"),
         }),
     });
     let decision = Org::decide(None, &cmd).unwrap();

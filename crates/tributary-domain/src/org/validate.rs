@@ -65,8 +65,3 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), Rejection> {
         ))
     }
 }
-
-/// Normalizes an address in an org command, or refuses it as invalid.
-pub(super) fn normalized_email(email: &str) -> Result<String, Rejection> {
-    crate::email::normalize_email(email).map_err(|e| Rejection::new(RejectionCode::Invalid, e))
-}

@@ -109,14 +109,14 @@ impl Aggregate for Slug {
     ) -> Result<Decision<SlugEvent>, Rejection> {
         let holder = state.and_then(|s| s.org_id);
         match command {
-            SlugCommand::CreateOrg(c) => create_org(holder, c).map_err(|rejection| {
-                // A refused sign-up gives its email address back.
-                rejection.with_follow_ups(
-                    c.founder
-                        .as_ref()
-                        .map(|f| email::release_follow_up(&f.email, f.user_id, Some(c.org_id))),
-                )
-            }),
+            SlugCommand::CreateOrg(c) => {
+                create_org(holder, c).map_err(|rejection| {
+                    // A refused sign-up gives its email address back.
+                    rejection.with_follow_ups(c.founder.as_ref().map(|f| {
+                        email::release_follow_up(&f.email_index, f.user_id, Some(c.org_id))
+                    }))
+                })
+            }
             SlugCommand::Release(c) => match holder {
                 Some(holder) if holder == c.org_id => Ok(Decision::done(vec![SlugEvent {
                     slug: c.slug.clone(),

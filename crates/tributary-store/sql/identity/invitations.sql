@@ -1,6 +1,8 @@
 CREATE TABLE IF NOT EXISTS {table} (
     id           uuid PRIMARY KEY,
     org_id       uuid NOT NULL,
+    email_index  text NOT NULL,
+    -- Sealed under the org's key: shredded with the org.
     email        text NOT NULL,
     role         text NOT NULL,
     status       text NOT NULL,

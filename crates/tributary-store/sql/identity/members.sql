@@ -1,7 +1,7 @@
 CREATE TABLE IF NOT EXISTS {table} (
     org_id      uuid NOT NULL,
     user_id     uuid NOT NULL,
-    email       text NOT NULL,
+    email_index text NOT NULL,
     role        text NOT NULL,
     active      boolean NOT NULL,
     via         text NOT NULL,

@@ -125,10 +125,10 @@ async fn org_event(
     match event {
         OrgEvent::MemberAdded(e) => {
             let sql = format!(
-                "INSERT INTO {} (org_id, user_id, email, role, active, via, joined_at, updated_at)
+                "INSERT INTO {} (org_id, user_id, email_index, role, active, via, joined_at, updated_at)
                  VALUES ($1, $2, $3, $4, true, $5, $6, $6)
                  ON CONFLICT (org_id, user_id) DO UPDATE
-                 SET email = excluded.email, role = excluded.role, active = true,
+                 SET email_index = excluded.email_index, role = excluded.role, active = true,
                      via = excluded.via, updated_at = excluded.updated_at",
                 t("members")
             );
@@ -139,7 +139,7 @@ async fn org_event(
             let params: [&(dyn ToSql + Sync); 6] = [
                 &e.org_id.0,
                 &e.user_id.0,
-                &e.email,
+                &e.email_index,
                 &e.role.as_str(),
                 &via,
                 &at,
@@ -168,19 +168,20 @@ async fn org_event(
         }
         OrgEvent::InvitationCreated(e) => {
             let sql = format!(
-                "INSERT INTO {} (id, org_id, email, role, status, expires_at, created_at, created_by, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $6)
+                "INSERT INTO {} (id, org_id, email_index, email, role, status, expires_at, created_at, created_by, updated_at)
+                 VALUES ($1, $2, $3, $8, $4, 'pending', $5, $6, $7, $6)
                  ON CONFLICT (id) DO NOTHING",
                 t("invitations")
             );
-            let params: [&(dyn ToSql + Sync); 7] = [
+            let params: [&(dyn ToSql + Sync); 8] = [
                 &e.invitation_id.0,
                 &e.org_id.0,
-                &e.email,
+                &e.email_index,
                 &e.role.as_str(),
                 &e.expires_at,
                 &at,
                 &e.actor,
+                &e.email,
             ];
             exec(tx, &sql, &params).await?;
         }
@@ -284,17 +285,40 @@ async fn user_event(
     match event {
         UserEvent::Registered(e) => {
             let sql = format!(
-                "INSERT INTO {} (id, email, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+                "INSERT INTO {} (id, email_index, email, name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)
                  ON CONFLICT (id) DO NOTHING",
                 t("users")
             );
-            exec(tx, &sql, &[&e.user_id.0, &e.email, &e.name, &at]).await?;
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&e.user_id.0, &e.email_index, &e.email, &e.name, &at];
+            exec(tx, &sql, &params).await?;
             let sql = format!(
-                "INSERT INTO {} (email, user_id, password_hash) VALUES ($1, $2, $3)
-                 ON CONFLICT (email) DO UPDATE SET user_id = excluded.user_id, password_hash = excluded.password_hash",
+                "INSERT INTO {} (email_index, user_id, password_hash) VALUES ($1, $2, $3)
+                 ON CONFLICT (email_index) DO UPDATE SET user_id = excluded.user_id, password_hash = excluded.password_hash",
                 t("logins")
             );
-            exec(tx, &sql, &[&e.email, &e.user_id.0, &e.password_hash]).await?;
+            exec(tx, &sql, &[&e.email_index, &e.user_id.0, &e.password_hash]).await?;
+        }
+        UserEvent::Forgotten(e) => {
+            // The sealed values go too: the key that opens them is being shredded, and a
+            // read model should not keep what the log can no longer give.
+            let sql = format!(
+                "UPDATE {} SET email = NULL, name = NULL, forgotten_at = $2, updated_at = $2
+                 WHERE id = $1",
+                t("users")
+            );
+            exec(tx, &sql, &[&e.user_id.0, &at]).await?;
+            let sql = format!(
+                "DELETE FROM {} WHERE email_index = $1 AND user_id = $2",
+                t("logins")
+            );
+            exec(tx, &sql, &[&e.email_index, &e.user_id.0]).await?;
+            let sql = format!(
+                "UPDATE {} SET status = 'ended', updated_at = $2 WHERE user_id = $1 AND status = 'active'",
+                t("sessions")
+            );
+            exec(tx, &sql, &[&e.user_id.0, &at]).await?;
         }
         UserEvent::Renamed(e) => {
             let sql = format!(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::testkit::{hash, round_trips, step, when};
+use crate::testkit::{hash, ix, round_trips, sealed, step, when};
 use crate::{email, user};
 
 fn member_command(org: OrgId, user: UserId, by: UserId) -> Value {
@@ -25,7 +25,7 @@ fn a_founder_becomes_the_first_admin_and_the_user_is_registered_next() {
         OrgEvent::MemberAdded(MemberAdded {
             org_id: org,
             user_id: founder,
-            email: "founder@acme.com".into(),
+            email_index: ix("founder@acme.com"),
             role: Role::Admin,
             via: JoinedVia::Founder,
             invitation_id: None,
@@ -69,7 +69,7 @@ fn founding_an_existing_org_releases_the_slug_and_the_address() {
         .map(|f| f.command_type)
         .collect();
     assert_eq!(kinds, vec![email::RELEASE, crate::slug::RELEASE]);
-    assert_eq!(rejection.follow_ups[0].key, "founder@acme.com");
+    assert_eq!(rejection.follow_ups[0].key, ix("founder@acme.com"));
 }
 
 #[test]
@@ -216,7 +216,8 @@ fn commands_on_a_deleted_org_are_not_found() {
     let invite = json!({
         "org_id": org,
         "invitation_id": crate::InvitationId::new(),
-        "email": "bob@acme.com",
+        "email_index": ix("bob@acme.com"),
+        "email": sealed("bob@acme.com"),
         "role": "member",
         "token_hash": hash('a'),
         "expires_at": "2030-01-08T00:00:00Z",
@@ -229,7 +230,8 @@ fn commands_on_a_deleted_org_are_not_found() {
     let join = json!({
         "org_id": org,
         "user_id": UserId::new(),
-        "email": "bob@acme.com",
+        "email_index": ix("bob@acme.com"),
+        "email_domain": "acme.com",
         "new_user": new_user(),
     });
     let rejection = when::<Org>(s, JOIN_BY_DOMAIN, join).unwrap_err();
@@ -260,7 +262,8 @@ fn the_org_state_round_trips_with_members_invitations_domains_and_keys() {
         json!({
             "org_id": org,
             "invitation_id": crate::InvitationId::new(),
-            "email": "carol@acme.com",
+            "email_index": ix("carol@acme.com"),
+            "email": sealed("carol@acme.com"),
             "role": "member",
             "token_hash": hash('c'),
             "expires_at": "2030-01-08T00:00:00Z",
