@@ -19,15 +19,23 @@ use serde_json::Value;
 use tributary_domain::document::Document;
 use uuid::Uuid;
 
+mod batch;
+mod credential;
 pub mod csv;
+pub mod discard;
 #[cfg(feature = "fake")]
 pub mod fake;
+mod http;
 pub mod onyx;
 pub mod r2r;
 pub mod webhook;
 
 /// What to do with one document at a destination.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every op is an upsert, so boxing would add an allocation per document and save nothing"
+)]
 pub enum Op {
     Upsert(Document),
     Delete,
@@ -39,6 +47,23 @@ pub struct Delivery {
     /// The document's id at the source.
     pub doc_id: String,
     pub op: Op,
+}
+
+impl Delivery {
+    /// An upsert keyed by the document's own id.
+    pub fn upsert(document: Document) -> Self {
+        Self {
+            doc_id: document.id.clone(),
+            op: Op::Upsert(document),
+        }
+    }
+
+    pub fn delete(doc_id: impl Into<String>) -> Self {
+        Self {
+            doc_id: doc_id.into(),
+            op: Op::Delete,
+        }
+    }
 }
 
 /// Who the documents belong to. Destinations that need their own ids (R2R takes UUIDs)
@@ -116,6 +141,23 @@ impl SinkError {
         }
     }
 
+    /// `retry_after` is `None` when the destination did not say how long to wait; the
+    /// deliverer then backs off as for a transient error.
+    pub fn rate_limited(retry_after: Option<Duration>, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::RateLimited,
+            status: None,
+            retry_after,
+            message: message.into(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     pub fn is_retriable(&self) -> bool {
         self.class != ErrorClass::Permanent
     }
@@ -166,10 +208,18 @@ pub struct DestinationKind {
     /// Things a user must know before choosing it.
     pub warnings: &'static [&'static str],
     pub schema: Value,
+    validate: fn(&Value) -> Result<()>,
     build: fn(BuildContext) -> Result<Box<dyn Sink>>,
 }
 
 impl DestinationKind {
+    /// Checks what the schema cannot (a URL that does not parse, a path leaving the data
+    /// directory), so a target is refused when it is saved rather than at its first
+    /// delivery. Errors are permanent and name the field.
+    pub fn validate_config(&self, config: &Value) -> Result<()> {
+        (self.validate)(config)
+    }
+
     pub fn build(&self, ctx: BuildContext) -> Result<Box<dyn Sink>> {
         (self.build)(ctx)
     }
@@ -191,7 +241,13 @@ pub struct Destinations {
 impl Destinations {
     pub fn builtin() -> Self {
         Self {
-            kinds: vec![csv::kind(), webhook::kind(), r2r::kind(), onyx::kind()],
+            kinds: vec![
+                csv::kind(),
+                webhook::kind(),
+                r2r::kind(),
+                onyx::kind(),
+                discard::kind(),
+            ],
         }
     }
 
@@ -204,25 +260,26 @@ impl Destinations {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn kind(
-    name: &'static str,
-    title: &'static str,
-    description: &'static str,
-    capabilities: Capabilities,
-    credential_kinds: &'static [&'static str],
-    warnings: &'static [&'static str],
-    schema: Value,
-    build: fn(BuildContext) -> Result<Box<dyn Sink>>,
-) -> DestinationKind {
-    DestinationKind {
-        name,
-        title,
-        description,
-        capabilities,
-        credential_kinds,
-        warnings,
-        schema,
-        build,
-    }
+/// Parses a schema compiled into the binary. A broken one is a bug the schema tests catch,
+/// so it panics rather than making every caller handle an impossible error.
+pub(crate) fn builtin_schema(name: &str, text: &str) -> Value {
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("the {name} destination schema is not JSON: {e}"))
 }
+
+/// Reads a target's config into its typed form. The runtime validated it against the
+/// schema already, so a failure here means the schema and the type disagree, or the API
+/// skipped validation; the message names the field serde complained about.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    config: &Value,
+) -> Result<T> {
+    T::deserialize(config).map_err(|e| {
+        SinkError::permanent(format!(
+            "The {kind} target's config is invalid ({e}); fix it and save the target again."
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests;
