@@ -10,6 +10,7 @@ pub mod email;
 pub mod ids;
 pub mod org;
 pub mod outcome;
+pub mod profile;
 pub mod role;
 pub mod schema;
 pub mod session;
@@ -22,6 +23,8 @@ pub mod security {
     pub const OAUTH_FAILED: &str = "tributary.security.oauth_failed.v1";
 }
 pub mod slug;
+pub mod sync;
+pub mod target;
 pub mod user;
 
 /// Key events: no aggregate's decision either. The vault writes them to its outbox in

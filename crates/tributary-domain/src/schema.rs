@@ -12,8 +12,21 @@ pub enum SchemaKind {
     Event,
 }
 
-/// `(type, kind, schema text)`, one entry per file in `schemas/`.
-pub const SCHEMAS: &[(&str, SchemaKind, &str)] = &[
+/// `(type, kind, schema text)`: one entry per file in `schemas/`.
+pub type SchemaEntry = (&'static str, SchemaKind, &'static str);
+
+/// Every schema: identity, credentials and the security log here; the sync path's
+/// aggregates (targets, profiles, sync runs) list their own next to them.
+pub static SCHEMAS: LazyLock<Vec<SchemaEntry>> = LazyLock::new(|| {
+    CORE.iter()
+        .chain(crate::target::SCHEMAS)
+        .chain(crate::profile::SCHEMAS)
+        .chain(crate::sync::SCHEMAS)
+        .copied()
+        .collect()
+});
+
+const CORE: &[SchemaEntry] = &[
     (
         "tributary.org.accept_invitation.v1",
         SchemaKind::Command,
@@ -448,7 +461,7 @@ static SECRET_FIELDS: LazyLock<HashMap<&'static str, Vec<String>>> = LazyLock::n
 /// Per aggregate (from `x-tributary-topic`), every secret field of any of its commands.
 static AGGREGATE_SECRETS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for (ty, kind, text) in SCHEMAS {
+    for (ty, kind, text) in SCHEMAS.iter() {
         if *kind != SchemaKind::Command {
             continue;
         }

@@ -438,7 +438,7 @@ fn every_command_type_has_a_schema_and_exactly_one_aggregate() {
             "{ty}"
         );
     }
-    for (ty, kind, _) in SCHEMAS {
+    for (ty, kind, _) in SCHEMAS.iter() {
         if *kind == SchemaKind::Command {
             let owners = handled.iter().filter(|(_, t)| t == ty).count();
             assert_eq!(owners, 1, "{ty} is handled by {owners} aggregates");
