@@ -82,3 +82,15 @@ uuid_id!(
     /// A credential of an org: the secrets a connector or destination signs in with.
     CredentialId
 );
+uuid_id!(
+    /// A configured destination of an org: a destination kind, its config and credential.
+    TargetId
+);
+uuid_id!(
+    /// A profile (a connection): a source, its schedule and the targets it feeds.
+    ProfileId
+);
+uuid_id!(
+    /// One sync run of a profile.
+    SyncRunId
+);

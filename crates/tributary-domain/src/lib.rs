@@ -43,7 +43,10 @@ mod tests;
 
 pub use aggregate::{Aggregate, Decision, FollowUp, Rejection, RejectionCode};
 pub use email::{email_domain, normalize_email};
-pub use ids::{ApiKeyId, CommandId, CredentialId, EventId, InvitationId, OrgId, SessionId, UserId};
+pub use ids::{
+    ApiKeyId, CommandId, CredentialId, EventId, InvitationId, OrgId, ProfileId, SessionId,
+    SyncRunId, TargetId, UserId,
+};
 pub use outcome::{CommandOutcome, OutcomeStatus};
 pub use role::Role;
 
