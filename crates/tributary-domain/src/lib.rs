@@ -58,4 +58,5 @@ pub const AGGREGATES: &[&str] = &[
     user::User::KIND,
     session::Session::KIND,
     credential::Credential::KIND,
+    sync::Sync::KIND,
 ];

@@ -96,6 +96,7 @@ pub(crate) fn check_follow_up(f: &FollowUp) {
         "user" => routed::<User>(f),
         "session" => routed::<Session>(f),
         "credential" => routed::<crate::credential::Credential>(f),
+        "sync" => routed::<crate::sync::Sync>(f),
         other => panic!("no aggregate {other}"),
     }
 }

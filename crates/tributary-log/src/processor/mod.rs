@@ -56,6 +56,7 @@ pub fn default_handlers() -> Vec<Box<dyn Handler>> {
         Box::new(AggregateStore::<User>::default()),
         Box::new(AggregateStore::<Session>::default()),
         Box::new(AggregateStore::<Credential>::default()),
+        Box::new(AggregateStore::<tributary_domain::sync::Sync>::default()),
     ]
 }
 
