@@ -22,6 +22,7 @@ use tributary_domain::document::{Document, DocumentFailure};
 
 pub mod airbyte;
 pub mod filesystem;
+mod html;
 pub mod synthetic;
 pub mod web;
 
