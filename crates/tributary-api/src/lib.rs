@@ -17,6 +17,7 @@ mod people;
 pub mod problem;
 pub mod security;
 pub mod state;
+pub mod sync_runs;
 pub mod waiters;
 
 pub use state::{AppState, ReadinessProbe};
@@ -31,7 +32,7 @@ use utoipa_axum::routes;
 #[openapi(
     modifiers(&BearerAuth),
     info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
-    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"), (name = "credentials", description = "Encrypted credentials for sources and destinations"), (name = "security", description = "Audit log and encryption keys"))
+    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"), (name = "credentials", description = "Encrypted credentials for sources and destinations"), (name = "security", description = "Audit log and encryption keys"), (name = "sync", description = "Sync runs: state, counts, progress, failures"))
 )]
 struct ApiDoc;
 
@@ -93,6 +94,9 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(credentials::cancel_rotation))
         .routes(routes!(credentials::reveal))
         .routes(routes!(credentials::kinds))
+        .routes(routes!(sync_runs::list))
+        .routes(routes!(sync_runs::get))
+        .routes(routes!(sync_runs::cancel))
         .routes(routes!(audit::audit))
         .routes(routes!(audit::encryption))
         .routes(routes!(audit::rotate))

@@ -9,6 +9,7 @@ pub mod notify;
 pub mod oauth;
 pub mod projection;
 pub mod queries;
+pub mod sync_runs;
 pub mod tenant;
 pub mod vault;
 

@@ -11,6 +11,7 @@ mod credentials;
 mod identity;
 mod orgs;
 mod security;
+mod sync_runs;
 
 pub use credentials::{AuditRecord, audit_entry};
 
@@ -31,6 +32,8 @@ pub enum Projection {
     Credentials,
     /// Who did what to credentials and keys.
     Audit,
+    /// Sync runs with their state, counts, progress and per-document failures.
+    SyncRuns,
 }
 
 /// One read-model table of a projection.
@@ -57,13 +60,14 @@ pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
     /// Identity first: the other projections' policies read its `members` view.
-    pub const ALL: [Projection; 6] = [
+    pub const ALL: [Projection; 7] = [
         Projection::Identity,
         Projection::Orgs,
         Projection::Commands,
         Projection::Security,
         Projection::Credentials,
         Projection::Audit,
+        Projection::SyncRuns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +78,7 @@ impl Projection {
             Self::Security => "security",
             Self::Credentials => "credentials",
             Self::Audit => "audit",
+            Self::SyncRuns => "sync_runs",
         }
     }
 
@@ -100,6 +105,7 @@ impl Projection {
                 topics.security(),
             ],
             Self::Credentials | Self::Audit => vec![topics.events("credential"), topics.vault()],
+            Self::SyncRuns => vec![topics.events("sync")],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
                     .iter()
@@ -139,6 +145,7 @@ impl Projection {
             }],
             Self::Credentials => credentials::TABLES,
             Self::Audit => credentials::AUDIT_TABLES,
+            Self::SyncRuns => sync_runs::TABLES,
         }
     }
 
@@ -162,6 +169,7 @@ impl Projection {
             Self::Security => security::apply(tx, &table, batch).await,
             Self::Credentials => credentials::apply(tx, version, batch).await,
             Self::Audit => credentials::apply_audit(tx, &table, batch).await,
+            Self::SyncRuns => sync_runs::apply(tx, version, batch).await,
         }
     }
 }

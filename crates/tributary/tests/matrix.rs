@@ -87,6 +87,9 @@ fn fill(path: &str, ids: &HashMap<&str, String>) -> String {
     if path.starts_with("/credentials/") {
         out = path.replace("{id}", &ids["credential_id"]);
     }
+    if path.starts_with("/sync-runs/") {
+        out = path.replace("{id}", &ids["run_id"]);
+    }
     out
 }
 
@@ -181,7 +184,28 @@ async fn every_protected_operation_checks_tenant_and_role() -> anyhow::Result<()
         .await?
         .json()
         .await?;
+    // A queued sync run of org A, requested as the scheduler would.
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let profile_id = uuid::Uuid::now_v7().to_string();
+    let mut request = tributary_log::Envelope::json(
+        "/tests/matrix",
+        tributary_domain::sync::REQUEST,
+        &json!({
+            "profile_id": profile_id, "org_id": org, "run_id": run_id, "mode": "full",
+            "trigger": "schedule", "targets": [uuid::Uuid::now_v7()], "at": chrono::Utc::now(),
+        }),
+    )?;
+    request.org_id = Some(tributary_domain::OrgId(org.parse()?));
+    env.command("sync", &profile_id, &request).await?;
+    env.eventually(20, "the run in the read model", || async {
+        let (status, _) = admin
+            .send(Method::GET, &format!("/api/v1/sync-runs/{run_id}"), None)
+            .await;
+        Ok((status == StatusCode::OK).then_some(()))
+    })
+    .await?;
     let ids: HashMap<&str, String> = HashMap::from([
+        ("run_id", run_id.clone()),
         ("provider", "acme".to_owned()),
         (
             "credential_id",
