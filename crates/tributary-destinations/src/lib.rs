@@ -175,8 +175,9 @@ pub trait Sink: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<String>>;
 }
 
-/// What a built sink needs from the runtime.
-#[derive(Debug, Clone)]
+/// What a built sink needs from the runtime. Its `Debug` leaves the credential out:
+/// it holds decrypted secrets.
+#[derive(Clone)]
 pub struct BuildContext {
     /// The target's config, already valid against the kind's schema.
     pub config: Value,
@@ -222,6 +223,19 @@ impl DestinationKind {
 
     pub fn build(&self, ctx: BuildContext) -> Result<Box<dyn Sink>> {
         (self.build)(ctx)
+    }
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("config", &self.config)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "[redacted]"),
+            )
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
     }
 }
 

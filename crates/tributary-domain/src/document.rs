@@ -187,3 +187,65 @@ mod tests {
         assert_eq!(doc.text_len(), 11);
     }
 }
+
+/// One document change on `<prefix>.documents`, as workers write it and deliverers read
+/// it. The record key is [`record_key`], so every change of one document lands on one
+/// partition, in order; the headers ([`headers`]) say which run, attempt and batch wrote
+/// it and which targets it is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every record is an upsert; boxing would allocate for nothing"
+)]
+pub enum DocumentRecord {
+    Upsert { document: Document },
+    Delete { doc_id: String },
+}
+
+impl DocumentRecord {
+    pub fn doc_id(&self) -> &str {
+        match self {
+            Self::Upsert { document } => &document.id,
+            Self::Delete { doc_id } => doc_id,
+        }
+    }
+}
+
+/// `<profile id>/<document id>`: the key of a document's records.
+pub fn record_key(profile: &crate::ProfileId, doc_id: &str) -> String {
+    format!("{profile}/{doc_id}")
+}
+
+/// Header names of document records.
+pub mod headers {
+    pub const ORG: &str = "tributary-org";
+    pub const PROFILE: &str = "tributary-profile";
+    pub const RUN: &str = "tributary-run";
+    pub const ATTEMPT: &str = "tributary-attempt";
+    pub const SEQ: &str = "tributary-seq";
+    /// Comma-separated target ids.
+    pub const TARGETS: &str = "tributary-targets";
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    #[test]
+    fn records_say_what_to_do_with_which_document() {
+        let upsert = DocumentRecord::Upsert {
+            document: Document::text("synthetic", "doc-1", "One", "text"),
+        };
+        let json = serde_json::to_value(&upsert).unwrap();
+        assert_eq!(json["op"], "upsert");
+        assert_eq!(json["document"]["id"], "doc-1");
+        let delete: DocumentRecord =
+            serde_json::from_value(serde_json::json!({ "op": "delete", "doc_id": "doc-2" }))
+                .unwrap();
+        assert_eq!(delete.doc_id(), "doc-2");
+        assert_eq!(upsert.doc_id(), "doc-1");
+        let profile = crate::ProfileId::new();
+        assert_eq!(record_key(&profile, "a/b"), format!("{profile}/a/b"));
+    }
+}

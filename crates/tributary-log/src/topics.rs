@@ -10,6 +10,9 @@ use tributary_domain::AGGREGATES;
 
 const WEEK_MS: &str = "604800000";
 const MONTH_MS: &str = "2592000000";
+/// The largest document record: 64 MiB. Bigger documents fail as that one document.
+pub const DOCUMENT_MAX_BYTES: usize = 64 * 1024 * 1024;
+const DOCUMENT_MAX_BYTES_TEXT: &str = "67108864";
 
 /// The topic names of one Tributary installation, all under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub enum TopicRole {
     CommandResults,
     /// Records that need a human: kept until redriven.
     DeadLetters,
+    /// Document changes between workers and deliverers: a week, so a stopped deliverer
+    /// can catch up; large records allowed, so a document of tens of megabytes passes.
+    Documents,
 }
 
 impl TopicRole {
@@ -49,6 +55,11 @@ impl TopicRole {
             Self::CommandResults => &[
                 ("cleanup.policy", "compact,delete"),
                 ("retention.ms", WEEK_MS),
+            ],
+            Self::Documents => &[
+                ("cleanup.policy", "delete"),
+                ("retention.ms", WEEK_MS),
+                ("max.message.bytes", DOCUMENT_MAX_BYTES_TEXT),
             ],
         }
     }
@@ -97,6 +108,16 @@ impl Topics {
         format!("{}.vault.events", self.prefix)
     }
 
+    /// Document changes written by workers, read by deliverers.
+    pub fn documents(&self) -> String {
+        format!("{}.documents", self.prefix)
+    }
+
+    /// Document deliveries that need a human (permanent errors, retries exhausted).
+    pub fn documents_dead_letters(&self) -> String {
+        format!("{}.documents.dead-letters", self.prefix)
+    }
+
     /// The aggregate whose command topic this is, if it is one.
     pub fn aggregate_of_commands<'a>(&self, topic: &'a str) -> Option<&'a str> {
         topic
@@ -117,6 +138,8 @@ impl Topics {
         topics.push((self.dead_letters(), TopicRole::DeadLetters));
         topics.push((self.security(), TopicRole::Events));
         topics.push((self.vault(), TopicRole::Events));
+        topics.push((self.documents(), TopicRole::Documents));
+        topics.push((self.documents_dead_letters(), TopicRole::DeadLetters));
         topics
     }
 }

@@ -95,8 +95,9 @@ pub struct Start {
     pub now: DateTime<Utc>,
 }
 
-/// What a built source needs from the runtime.
-#[derive(Debug, Clone)]
+/// What a built source needs from the runtime. Its `Debug` leaves the credential out:
+/// it holds decrypted secrets.
+#[derive(Clone)]
 pub struct BuildContext {
     /// The profile's source config, already valid against the kind's schema.
     pub config: Value,
@@ -185,6 +186,20 @@ impl ConnectorKind {
     /// Builds a source from a config already valid against [`Self::schema`].
     pub fn build(&self, ctx: BuildContext) -> Result<Box<dyn Source>> {
         (self.build)(ctx)
+    }
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("config", &self.config)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "[redacted]"),
+            )
+            .field("start", &self.start)
+            .field("work_dir", &self.work_dir)
+            .finish_non_exhaustive()
     }
 }
 
