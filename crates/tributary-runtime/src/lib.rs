@@ -6,6 +6,7 @@ pub mod lag;
 pub mod projector;
 pub mod rebuild;
 pub mod supervise;
+pub mod worker;
 
 pub use projector::{Projector, ProjectorConfig, Readiness};
 pub use rebuild::{RebuildReport, rebuild};

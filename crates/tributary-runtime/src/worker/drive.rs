@@ -1,0 +1,112 @@
+//! Driving a source through a run: pull a batch, write it with its checkpoint, repeat
+//! until the source is done, the run is canceled, or the source fails for good.
+//!
+//! A rate limit pauses only this run, for as long as the source asked. Transient source
+//! errors are retried with exponential backoff; if they persist the run is handed back
+//! (interrupted) rather than failed, so it resumes later from its checkpoint without a
+//! person restarting it.
+
+use super::write::{RunWriter, Written};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use std::time::Duration;
+use tributary_connectors::source::{Batch, Source, SourceError};
+
+/// How a drive ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The source is exhausted and its last batch written (`source_done`).
+    SourceDone { batches: u64, written: Written },
+    /// `should_stop` said so (the run was canceled or the worker is shutting down).
+    Stopped,
+    /// The source refused for good (config, credential, unsupported): fail the run.
+    Failed(SourceError),
+    /// Transient errors did not stop: hand the run back to be resumed later.
+    GaveUp(String),
+}
+
+/// Pulls and writes batches `start_seq + 1, …`. `should_stop` is asked before each pull;
+/// `waiting` is told whenever the source asked to wait (to keep the heartbeat going).
+pub async fn drive(
+    source: &mut dyn Source,
+    writer: &RunWriter,
+    start_seq: u64,
+    mut should_stop: impl AsyncFnMut() -> bool,
+) -> Ended {
+    let mut seq = start_seq;
+    let mut total = Written::default();
+    let mut last_checkpoint = serde_json::Value::Null;
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(60))
+        .with_max_times(8)
+        .with_jitter();
+    loop {
+        if should_stop().await {
+            return Ended::Stopped;
+        }
+        let mut delays = backoff.build();
+        let batch = loop {
+            match source.next_batch().await {
+                Ok(batch) => break batch,
+                Err(SourceError::RateLimited {
+                    retry_after,
+                    message,
+                }) => {
+                    tracing::info!(?retry_after, %message, "the source is rate limiting this run; waiting");
+                    tokio::time::sleep(retry_after).await;
+                    if should_stop().await {
+                        return Ended::Stopped;
+                    }
+                }
+                Err(e) if e.is_retriable() => match delays.next() {
+                    Some(delay) => {
+                        tracing::warn!(error = %e, ?delay, "the source failed for now; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Ended::GaveUp(e.to_string()),
+                },
+                Err(e) => return Ended::Failed(e),
+            }
+        };
+        let (batch, done) = match batch {
+            Some(batch) => {
+                last_checkpoint = batch.checkpoint.clone();
+                (batch, false)
+            }
+            None => (
+                Batch {
+                    checkpoint: last_checkpoint.clone(),
+                    ..Batch::default()
+                },
+                true,
+            ),
+        };
+        seq += 1;
+        let mut attempts = 0;
+        let written = loop {
+            match tokio::task::block_in_place(|| writer.write(seq, &batch, done)) {
+                Ok(written) => break written,
+                Err(e) if attempts < 3 => {
+                    attempts += 1;
+                    tracing::warn!(error = %e, seq, "writing a batch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * attempts)).await;
+                }
+                Err(e) => {
+                    return Ended::GaveUp(format!(
+                        "batch {seq} could not be written to Kafka ({e}); the run resumes from \
+                         its last checkpoint"
+                    ));
+                }
+            }
+        };
+        total.documents += written.documents;
+        total.deletions += written.deletions;
+        total.failed += written.failed;
+        if done {
+            return Ended::SourceDone {
+                batches: seq - start_seq,
+                written: total,
+            };
+        }
+    }
+}

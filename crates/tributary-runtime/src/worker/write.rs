@@ -1,0 +1,233 @@
+//! Writing a run's batches: each batch's document records and its `record_batch`
+//! command go to Kafka in one transaction, so the sync aggregate records a batch exactly
+//! when its documents exist, and never a batch whose documents were lost.
+//!
+//! The transactional id is the run's own (`<prefix>.run.<run id>`): when a worker takes
+//! over an interrupted run, initialising its producer fences the previous worker's, so a
+//! worker that was only presumed dead can no longer commit anything for the run.
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use std::time::{Duration, Instant};
+use tributary_connectors::source::Batch;
+use tributary_domain::document::{DocumentRecord, headers, record_key};
+use tributary_domain::sync::{self, Failure, MAX_FAILURES};
+use tributary_domain::{OrgId, ProfileId, SyncRunId, TargetId};
+use tributary_log::client::KafkaSettings;
+use tributary_log::topics::DOCUMENT_MAX_BYTES;
+use tributary_log::{Envelope, Topics};
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+const SOURCE: &str = "tributary://worker";
+
+/// The run a worker holds: which attempt, and what its documents are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    pub org: OrgId,
+    pub profile: ProfileId,
+    pub run: SyncRunId,
+    pub attempt: u32,
+    pub targets: Vec<TargetId>,
+}
+
+/// What a batch came to once written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub documents: u64,
+    pub deletions: u64,
+    pub failed: u64,
+}
+
+pub struct RunWriter {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    topics: Topics,
+    run: RunRef,
+    targets: String,
+}
+
+impl RunWriter {
+    /// A transactional producer for the run; fences any earlier attempt's producer.
+    /// Blocking: call it off the async threads.
+    pub fn new(kafka: &KafkaSettings, topics: Topics, run: RunRef) -> Result<Self, KafkaError> {
+        let mut config = kafka.producer();
+        config
+            .set(
+                "transactional.id",
+                format!("{}.run.{}", topics.prefix(), run.run),
+            )
+            .set("transaction.timeout.ms", "60000")
+            .set("message.max.bytes", DOCUMENT_MAX_BYTES.to_string())
+            .set("linger.ms", "5");
+        let producer: ThreadedProducer<DefaultProducerContext> = config.create()?;
+        producer.init_transactions(TXN_TIMEOUT)?;
+        let targets = run
+            .targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Self {
+            producer,
+            topics,
+            run,
+            targets,
+        })
+    }
+
+    fn headers(&self, seq: u64) -> OwnedHeaders {
+        let (org, profile, run, attempt, seq) = (
+            self.run.org.to_string(),
+            self.run.profile.to_string(),
+            self.run.run.to_string(),
+            self.run.attempt.to_string(),
+            seq.to_string(),
+        );
+        OwnedHeaders::new_with_capacity(6)
+            .insert(Header {
+                key: headers::ORG,
+                value: Some(&org),
+            })
+            .insert(Header {
+                key: headers::PROFILE,
+                value: Some(&profile),
+            })
+            .insert(Header {
+                key: headers::RUN,
+                value: Some(&run),
+            })
+            .insert(Header {
+                key: headers::ATTEMPT,
+                value: Some(&attempt),
+            })
+            .insert(Header {
+                key: headers::SEQ,
+                value: Some(&seq),
+            })
+            .insert(Header {
+                key: headers::TARGETS,
+                value: Some(&self.targets),
+            })
+    }
+
+    fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), KafkaError> {
+        let mut record = BaseRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    back,
+                )) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes batch `seq` and its `record_batch` command in one transaction. A document
+    /// too large for a record becomes that document's failure. Blocking.
+    pub fn write(&self, seq: u64, batch: &Batch, source_done: bool) -> Result<Written, KafkaError> {
+        let topic = self.topics.documents();
+        let mut written = Written::default();
+        let mut failures: Vec<Failure> = batch
+            .failures
+            .iter()
+            .map(|f| Failure {
+                doc_id: f.id.clone(),
+                target_id: None,
+                class: "source".into(),
+                message: f.message.clone(),
+            })
+            .collect();
+        self.producer.begin_transaction()?;
+        let result = (|| {
+            for document in &batch.documents {
+                let key = record_key(&self.run.profile, &document.id);
+                let payload = serde_json::to_vec(&DocumentRecord::Upsert {
+                    document: document.clone(),
+                })
+                .unwrap_or_default();
+                if payload.len() + key.len() + 1024 > DOCUMENT_MAX_BYTES {
+                    failures.push(Failure {
+                        doc_id: document.id.clone(),
+                        target_id: None,
+                        class: "source".into(),
+                        message: format!(
+                            "the document is {} MiB, more than the {} MiB a document may be; \
+                             split it at the source or exclude it",
+                            payload.len() / (1024 * 1024),
+                            DOCUMENT_MAX_BYTES / (1024 * 1024)
+                        ),
+                    });
+                    continue;
+                }
+                self.send(&topic, &key, &payload, self.headers(seq))?;
+                written.documents += 1;
+            }
+            for doc_id in &batch.deleted {
+                let key = record_key(&self.run.profile, doc_id);
+                let payload = serde_json::to_vec(&DocumentRecord::Delete {
+                    doc_id: doc_id.clone(),
+                })
+                .unwrap_or_default();
+                self.send(&topic, &key, &payload, self.headers(seq))?;
+                written.deletions += 1;
+            }
+            written.failed = failures.len() as u64;
+            failures.truncate(MAX_FAILURES);
+            let command = serde_json::json!({
+                "profile_id": self.run.profile, "run_id": self.run.run,
+                "attempt": self.run.attempt, "seq": seq,
+                "documents": written.documents, "deletions": written.deletions,
+                "failures": failures, "failed": written.failed,
+                "checkpoint": batch.checkpoint, "progress": progress(batch),
+                "source_done": source_done, "at": chrono::Utc::now(),
+            });
+            let mut env = Envelope::new(
+                SOURCE,
+                sync::RECORD_BATCH,
+                serde_json::to_vec(&command).unwrap_or_default(),
+            );
+            env.subject = Some(self.run.profile.to_string());
+            env.org_id = Some(self.run.org);
+            let key = self.run.profile.to_string();
+            self.send(
+                &self.topics.commands("sync"),
+                &key,
+                &env.data,
+                env.encode_headers(),
+            )?;
+            let deadline = Instant::now() + TXN_TIMEOUT;
+            while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            self.producer.commit_transaction(TXN_TIMEOUT)
+        })();
+        if let Err(e) = result {
+            // Nothing of the batch becomes visible; the caller decides whether to retry.
+            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+            return Err(e);
+        }
+        Ok(written)
+    }
+}
+
+/// The schema's progress: `total` only where the source knows it.
+fn progress(batch: &Batch) -> serde_json::Value {
+    match batch.progress.total {
+        Some(total) => serde_json::json!({ "done": batch.progress.done, "total": total }),
+        None => serde_json::json!({ "done": batch.progress.done }),
+    }
+}
