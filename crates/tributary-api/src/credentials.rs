@@ -495,6 +495,22 @@ pub async fn delete(
     }
 }
 
+/// The full value of credential `id` of the member's org — its config with the secret
+/// fields of the version in use opened — to build a source or a sink with. `Ok(None)`:
+/// the org has no live credential of that id. The value is plaintext: it must never
+/// reach a log line, an error, an event or an answer; drop it once the component is
+/// built.
+pub(crate) async fn open_full(
+    state: &AppState,
+    member: &Member,
+    id: Uuid,
+) -> ApiResult<Option<store::OpenCredential>> {
+    let client = state.db.get().await.map_err(tributary_store::Error::from)?;
+    store::open_value(&**client, &state.vault, member.org, id)
+        .await
+        .map_err(vault_error)
+}
+
 /// Opens the secret fields of one version of a credential.
 async fn open_version(
     state: &AppState,

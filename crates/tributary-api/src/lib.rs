@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod bulk;
+pub mod catalog;
 pub mod commands;
 pub mod credentials;
 pub mod forget;
@@ -32,7 +33,7 @@ use utoipa_axum::routes;
 #[openapi(
     modifiers(&BearerAuth),
     info(title = "Tributary", description = "Keeps retrieval systems fed with documents from the tools teams use."),
-    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"), (name = "credentials", description = "Encrypted credentials for sources and destinations"), (name = "security", description = "Audit log and encryption keys"), (name = "sync", description = "Sync runs: state, counts, progress, failures"))
+    tags((name = "orgs", description = "Organizations (tenants)"), (name = "commands", description = "Command outcomes"), (name = "auth", description = "Accounts, sign-in and tokens"), (name = "members", description = "Members, roles, invitations, allowed domains"), (name = "api-keys", description = "API keys for upstream systems"), (name = "credentials", description = "Encrypted credentials for sources and destinations"), (name = "security", description = "Audit log and encryption keys"), (name = "catalog", description = "The connector and destination kinds this build knows"), (name = "targets", description = "Configured destinations of an org"), (name = "profiles", description = "Connections: a source, its credential, its targets and its schedule"), (name = "sync", description = "Sync runs: state, counts, progress, failures"))
 )]
 struct ApiDoc;
 
@@ -97,12 +98,37 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sync_runs::list))
         .routes(routes!(sync_runs::get))
         .routes(routes!(sync_runs::cancel))
+        .routes(routes!(sync_runs::sync_profile))
         .routes(routes!(audit::audit))
         .routes(routes!(audit::encryption))
         .routes(routes!(audit::rotate))
         .routes(routes!(oauth::providers))
         .routes(routes!(oauth::start))
         .routes(routes!(oauth::callback))
+        .routes(routes!(catalog::discovery::list_connectors))
+        .routes(routes!(catalog::discovery::list_destinations))
+        .routes(routes!(
+            catalog::targets::create_target,
+            catalog::targets::list_targets
+        ))
+        .routes(routes!(
+            catalog::targets::get_target,
+            catalog::targets::update_target,
+            catalog::targets::delete_target
+        ))
+        .routes(routes!(catalog::targets::check_target))
+        .routes(routes!(
+            catalog::profiles::create_profile,
+            catalog::profiles::list_profiles
+        ))
+        .routes(routes!(
+            catalog::profiles::get_profile,
+            catalog::profiles::update_profile,
+            catalog::profiles::delete_profile
+        ))
+        .routes(routes!(catalog::profiles::pause_profile))
+        .routes(routes!(catalog::profiles::resume_profile))
+        .routes(routes!(catalog::profiles::check_profile))
         .split_for_parts()
 }
 

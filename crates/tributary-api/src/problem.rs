@@ -17,12 +17,29 @@ pub struct Problem {
     /// The command this problem answers, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
+    /// Every field that is wrong, each with its JSON pointer, so all can be fixed at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One violation of a JSON Schema: where (a JSON pointer into the request) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// E.g. `/config/path`; `/` for the whole value.
+    pub pointer: String,
+    pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
     Invalid { detail: String },
+    /// Invalid, with every offending field listed (422, `invalid`).
+    #[error("{detail}")]
+    InvalidFields {
+        detail: String,
+        errors: Vec<FieldProblem>,
+    },
     #[error("{what} was not found")]
     NotFound { what: String },
     #[error("{detail}")]
@@ -50,7 +67,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid { .. } | Self::InvalidFields { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Rejected { status, .. } => *status,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -62,7 +79,7 @@ impl ApiError {
 
     fn code(&self) -> &str {
         match self {
-            Self::Invalid { .. } => "invalid",
+            Self::Invalid { .. } | Self::InvalidFields { .. } => "invalid",
             Self::NotFound { .. } => "not_found",
             Self::Rejected { code, .. } => code,
             Self::Unauthenticated(_) => "unauthenticated",
@@ -104,6 +121,10 @@ impl IntoResponse for ApiError {
                     Some(command_id.clone())
                 }
                 _ => None,
+            },
+            errors: match &self {
+                Self::InvalidFields { errors, .. } => errors.clone(),
+                _ => Vec::new(),
             },
         };
         let mut response = (status, axum::Json(problem)).into_response();

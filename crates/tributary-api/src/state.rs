@@ -26,6 +26,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// OAuth providers, state signing, redirect address.
     pub oauth: Arc<crate::oauth::OAuth>,
+    /// The connector kinds profiles may use (`GET /connectors`).
+    pub connectors: Arc<tributary_connectors::source::Connectors>,
+    /// The destination kinds targets may use (`GET /destinations`).
+    pub destinations: Arc<tributary_destinations::Destinations>,
+    /// Where file-based destinations write relative paths (`TRIBUTARY_DATA_DIR`).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl AppState {

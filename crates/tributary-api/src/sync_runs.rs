@@ -311,13 +311,36 @@ pub struct SyncStarted {
     pub run: Option<RunOut>,
 }
 
-/// Start a run of a profile now (incremental by default). Refused with 409 while a run
-/// of the profile is active.
-#[expect(
-    dead_code,
-    reason = "routed as POST /profiles/{id}/sync with the catalog"
-)]
-pub(crate) async fn request(
+/// Start a run of a profile now: `incremental` (default) or `full`. `201` with the run
+/// once it is queued; `409` while a run of the profile is active.
+#[utoipa::path(post, path = "/profiles/{id}/sync", tag = "sync", request_body = Option<SyncRequest>,
+    params(("id" = Uuid, Path)),
+    responses((status = 201, description = "Queued", body = SyncStarted),
+        (status = 202, description = "Accepted; the run shows shortly"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A run of this profile is active", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = ["curator"])))]
+pub async fn sync_profile(
+    State(state): State<AppState>,
+    profile: crate::catalog::OwnProfile<CuratorRole>,
+    headers: HeaderMap,
+    body: Option<Json<SyncRequest>>,
+) -> ApiResult<Response> {
+    let (member, id) = (profile.member, profile.id);
+    let row = state
+        .read_as(&member, async |tx| {
+            tributary_store::catalog::tenant_reads::profile(tx, member.org, id).await
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            what: format!("profile {id}"),
+        })?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    request(&state, member, &headers, id, row.targets, body).await
+}
+
+async fn request(
     state: &AppState,
     member: Member,
     headers: &HeaderMap,

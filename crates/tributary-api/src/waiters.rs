@@ -96,6 +96,10 @@ pub struct Waiters {
     pub identity: Awaiting<i64>,
     /// Keyed by credential: the aggregate version the credentials read model shows.
     pub credentials: Awaiting<i64>,
+    /// Keyed by target: the aggregate version the catalog read model shows.
+    pub targets: Awaiting<i64>,
+    /// Keyed by profile: the aggregate version the catalog read model shows.
+    pub profiles: Awaiting<i64>,
 }
 
 impl Waiters {
@@ -126,12 +130,16 @@ impl Waiters {
         let users = self.memberships.ids();
         let identity = self.identity.ids();
         let credentials = self.credentials.ids();
+        let targets = self.targets.ids();
+        let profiles = self.profiles.ids();
         if commands.is_empty()
             && orgs.is_empty()
             && sessions.is_empty()
             && users.is_empty()
             && identity.is_empty()
             && credentials.is_empty()
+            && targets.is_empty()
+            && profiles.is_empty()
         {
             return Ok(());
         }
@@ -163,6 +171,14 @@ impl Waiters {
         if !credentials.is_empty() {
             let rows = tributary_store::credentials::versions(&**client, &credentials).await?;
             self.credentials.resolve(rows);
+        }
+        if !targets.is_empty() {
+            let rows = tributary_store::catalog::target_versions(&**client, &targets).await?;
+            self.targets.resolve(rows);
+        }
+        if !profiles.is_empty() {
+            let rows = tributary_store::catalog::profile_versions(&**client, &profiles).await?;
+            self.profiles.resolve(rows);
         }
         Ok(())
     }

@@ -94,6 +94,59 @@ pub(crate) fn validate_actor(actor: Option<&str>) -> Result<(), Rejection> {
     }
 }
 
+/// Largest config of a target or a profile's source, serialized: a config names things
+/// (paths, URLs, filters), it does not carry data.
+pub(crate) const COMPONENT_CONFIG_MAX_BYTES: usize = 64 * 1024;
+
+/// A connector or destination kind name: `^[a-z][a-z0-9_]{0,63}$`. Whether the kind
+/// exists is the API's check (the registries live outside the domain); this keeps the
+/// log free of names no registry could ever hold.
+pub(crate) fn validate_component_kind(what: &str, kind: &str) -> Result<(), Rejection> {
+    let ok = (1..=64).contains(&kind.len())
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then_some(()).ok_or_else(|| {
+        Rejection::new(
+            RejectionCode::Invalid,
+            format!(
+                "{what} {kind:?} must start with a lowercase letter and have at most 64 \
+                 lowercase letters, digits or _"
+            ),
+        )
+    })
+}
+
+/// A component's config: at most [`COMPONENT_CONFIG_MAX_BYTES`] as JSON. Its shape is
+/// checked against the kind's schema by the API, which knows the kinds.
+pub(crate) fn validate_component_config(
+    what: &str,
+    config: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Rejection> {
+    let size = serde_json::to_vec(config).map_or(usize::MAX, |v| v.len());
+    if size > COMPONENT_CONFIG_MAX_BYTES {
+        return Err(Rejection::new(
+            RejectionCode::Invalid,
+            format!(
+                "{what} is {size} bytes; at most {COMPONENT_CONFIG_MAX_BYTES} are accepted, so \
+                 keep data out of the config"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// For partial updates: a field left out stays as it is (`None`), a field sent as `null`
+/// is cleared (`Some(None)`). Use with `#[serde(default, deserialize_with = "present")]`.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +167,21 @@ mod tests {
         assert!(validate_actor(Some("user:0190f0a8-3c4e-7d2a-9b1c-2d3e4f5a6b7c")).is_ok());
         assert!(validate_actor(Some("root")).is_err());
         assert!(validate_actor(Some("user:nope")).is_err());
+    }
+
+    #[test]
+    fn component_kinds_and_configs_have_limits() {
+        assert!(validate_component_kind("kind", "csv").is_ok());
+        assert!(validate_component_kind("kind", "a_1").is_ok());
+        for bad in ["", "1csv", "_x", "Csv", "a-b", &"a".repeat(65)] {
+            assert!(validate_component_kind("kind", bad).is_err(), "{bad}");
+        }
+        let mut config = serde_json::Map::new();
+        config.insert(
+            "x".into(),
+            serde_json::json!("a".repeat(COMPONENT_CONFIG_MAX_BYTES)),
+        );
+        assert!(validate_component_config("config", &config).is_err());
+        assert!(validate_component_config("config", &serde_json::Map::new()).is_ok());
     }
 }

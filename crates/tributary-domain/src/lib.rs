@@ -58,5 +58,7 @@ pub const AGGREGATES: &[&str] = &[
     user::User::KIND,
     session::Session::KIND,
     credential::Credential::KIND,
+    target::Target::KIND,
+    profile::Profile::KIND,
     sync::Sync::KIND,
 ];

@@ -96,6 +96,8 @@ pub(crate) fn check_follow_up(f: &FollowUp) {
         "user" => routed::<User>(f),
         "session" => routed::<Session>(f),
         "credential" => routed::<crate::credential::Credential>(f),
+        "target" => routed::<crate::target::Target>(f),
+        "profile" => routed::<crate::profile::Profile>(f),
         "sync" => routed::<crate::sync::Sync>(f),
         other => panic!("no aggregate {other}"),
     }

@@ -350,6 +350,8 @@ fn every_command_and_event_type_is_exercised_and_valid() {
     );
 
     crate::credential::tests::full_lifecycle();
+    crate::target::tests::full_lifecycle();
+    crate::profile::tests::full_lifecycle();
     crate::sync::tests::full_lifecycle();
 
     let (user_state, _) = step::<User>(
@@ -423,6 +425,14 @@ fn every_command_type_has_a_schema_and_exactly_one_aggregate() {
         (User::KIND, User::COMMAND_TYPES),
         (Session::KIND, Session::COMMAND_TYPES),
         (Credential::KIND, Credential::COMMAND_TYPES),
+        (
+            crate::target::Target::KIND,
+            crate::target::Target::COMMAND_TYPES,
+        ),
+        (
+            crate::profile::Profile::KIND,
+            crate::profile::Profile::COMMAND_TYPES,
+        ),
         (crate::sync::Sync::KIND, crate::sync::Sync::COMMAND_TYPES),
     ]
     .into_iter()

@@ -307,3 +307,82 @@ pub async fn secrets_of(
         .map_err(pg("reading credential secrets"))?;
     Ok(rows.iter().map(secret).collect())
 }
+
+/// A credential with the secrets of its version in use opened, ready to build a source
+/// or a sink with. `Debug` never shows the value.
+pub struct OpenCredential {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub kind: String,
+    /// `active` or `needs_reauthorization`.
+    pub status: String,
+    /// The secret version that was opened.
+    pub version: i32,
+    /// The non-secret fields and the opened secret fields, in one object: the shape a
+    /// connector's or destination's `BuildContext::credential` takes. Plaintext.
+    pub value: serde_json::Value,
+}
+
+impl std::fmt::Debug for OpenCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenCredential")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .field("value", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Opens credential `id` of `org`: its config with the secret fields of the version in
+/// use (system read plus the vault; for the API's checks, the worker and the
+/// deliverer). `Ok(None)` when the org has no live credential of that id. The value
+/// holds plaintext: keep it out of logs, errors and events, and drop it once the
+/// component is built. A shredded org's credential fails with a "shredded" error.
+pub async fn open_value(
+    client: &impl GenericClient,
+    vault: &crate::vault::Vault,
+    org: Uuid,
+    id: Uuid,
+) -> std::result::Result<Option<OpenCredential>, crate::vault::VaultFailure> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM credentials WHERE id = $1 AND org_id = $2 \
+                 AND status <> 'deleted'"
+            ),
+            &[&id, &org],
+        )
+        .await
+        .map_err(pg("reading a credential"))?;
+    let Some(row) = row.as_ref().map(credential) else {
+        return Ok(None);
+    };
+    let mut value = row.config.as_object().cloned().unwrap_or_default();
+    let record = id.to_string();
+    for secret in secrets_of(client, id, row.version).await? {
+        let plain = vault
+            .open(
+                tributary_vault::KeyScope::Org(org),
+                &record,
+                &secret.field,
+                &secret.sealed,
+            )
+            .await?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| {
+            tributary_vault::VaultError::Malformed(format!(
+                "secret field {} of credential {id} is not text; enter it again",
+                secret.field
+            ))
+        })?;
+        value.insert(secret.field, serde_json::Value::String(text));
+    }
+    Ok(Some(OpenCredential {
+        id,
+        org_id: org,
+        kind: row.kind,
+        status: row.status,
+        version: row.version,
+        value: serde_json::Value::Object(value),
+    }))
+}

@@ -2,6 +2,7 @@
 //! log, with their offsets in the same transaction) and the queries the API serves.
 
 pub mod accounts;
+pub mod catalog;
 pub mod credentials;
 pub mod db;
 pub mod error;

@@ -6,6 +6,7 @@
 //! the view under an exclusive lock on the same row, so the live projector sees the
 //! swap between two batches and continues from the new version's offsets.
 
+mod catalog;
 mod commands;
 mod credentials;
 mod identity;
@@ -34,6 +35,8 @@ pub enum Projection {
     Audit,
     /// Sync runs with their state, counts, progress and per-document failures.
     SyncRuns,
+    /// Targets and profiles: what each org syncs, from where, to where, and when.
+    Catalog,
 }
 
 /// One read-model table of a projection.
@@ -60,7 +63,7 @@ pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
     /// Identity first: the other projections' policies read its `members` view.
-    pub const ALL: [Projection; 7] = [
+    pub const ALL: [Projection; 8] = [
         Projection::Identity,
         Projection::Orgs,
         Projection::Commands,
@@ -68,6 +71,7 @@ impl Projection {
         Projection::Credentials,
         Projection::Audit,
         Projection::SyncRuns,
+        Projection::Catalog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +83,7 @@ impl Projection {
             Self::Credentials => "credentials",
             Self::Audit => "audit",
             Self::SyncRuns => "sync_runs",
+            Self::Catalog => "catalog",
         }
     }
 
@@ -106,6 +111,7 @@ impl Projection {
             ],
             Self::Credentials | Self::Audit => vec![topics.events("credential"), topics.vault()],
             Self::SyncRuns => vec![topics.events("sync")],
+            Self::Catalog => vec![topics.events("target"), topics.events("profile")],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
                     .iter()
@@ -146,6 +152,7 @@ impl Projection {
             Self::Credentials => credentials::TABLES,
             Self::Audit => credentials::AUDIT_TABLES,
             Self::SyncRuns => sync_runs::TABLES,
+            Self::Catalog => catalog::TABLES,
         }
     }
 
@@ -170,6 +177,7 @@ impl Projection {
             Self::Credentials => credentials::apply(tx, version, batch).await,
             Self::Audit => credentials::apply_audit(tx, &table, batch).await,
             Self::SyncRuns => sync_runs::apply(tx, version, batch).await,
+            Self::Catalog => catalog::apply(tx, version, batch).await,
         }
     }
 }

@@ -39,6 +39,7 @@ impl Drop for TestEnv {
             );
             return;
         }
+        let _ = std::fs::remove_dir_all(&self.settings.data_dir);
         let (prefix, database, kafka) = (self.prefix.clone(), self.database.clone(), self.kafka());
         // Drop cannot await, and the test's runtime may be single-threaded: clean
         // up on a thread of its own.
@@ -107,6 +108,8 @@ impl TestEnv {
             oauth_providers: None,
             public_url: None,
             refresh_tick_secs: 1,
+            // Per test, so CSV targets of parallel tests never share a file.
+            data_dir: std::env::temp_dir().join(format!("tributary-{prefix}")),
         };
         tributary::app::setup(&settings).await?;
         Ok(Self {

@@ -246,6 +246,9 @@ pub async fn start(
                 http: tributary_oauth::http_client().context("building the OAuth HTTP client")?,
             }),
             vault,
+            connectors: Arc::new(tributary_connectors::source::Connectors::builtin()),
+            destinations: Arc::new(tributary_destinations::Destinations::builtin()),
+            data_dir: settings.data_dir.clone(),
             http: reqwest::Client::builder()
                 .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
                 .timeout(std::time::Duration::from_secs(15))

@@ -144,6 +144,16 @@ pub struct Settings {
         global = true
     )]
     pub refresh_tick_secs: u64,
+    /// Where file-based destinations (the CSV target) write when a target's path is
+    /// relative, and where checks of such targets try their path. Relative to the
+    /// working directory unless absolute; created when first written to.
+    #[arg(
+        long,
+        env = "TRIBUTARY_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    pub data_dir: std::path::PathBuf,
     /// Log format: `text` or `json`.
     #[arg(
         long,

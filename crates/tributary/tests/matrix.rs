@@ -87,6 +87,12 @@ fn fill(path: &str, ids: &HashMap<&str, String>) -> String {
     if path.starts_with("/credentials/") {
         out = path.replace("{id}", &ids["credential_id"]);
     }
+    if path.starts_with("/targets/") {
+        out = path.replace("{id}", &ids["target_id"]);
+    }
+    if path.starts_with("/profiles/") {
+        out = path.replace("{id}", &ids["profile_id"]);
+    }
     if path.starts_with("/sync-runs/") {
         out = path.replace("{id}", &ids["run_id"]);
     }
@@ -204,7 +210,35 @@ async fn every_protected_operation_checks_tenant_and_role() -> anyhow::Result<()
         Ok((status == StatusCode::OK).then_some(()))
     })
     .await?;
+    // A target and a profile whose checks answer at once (nothing to reach).
+    let target: Value = admin
+        .client
+        .post(admin.url("/api/v1/targets"))
+        .json(&json!({ "name": "matrix", "kind": "discard", "config": {} }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let profile: Value = admin
+        .client
+        .post(admin.url("/api/v1/profiles"))
+        .json(
+            &json!({ "name": "matrix", "source": { "kind": "synthetic", "config": { "count": 1 } },
+                       "targets": [target["id"]] }),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
     let ids: HashMap<&str, String> = HashMap::from([
+        (
+            "target_id",
+            target["id"].as_str().expect("a target").to_owned(),
+        ),
+        (
+            "profile_id",
+            profile["id"].as_str().expect("a profile").to_owned(),
+        ),
         ("run_id", run_id.clone()),
         ("provider", "acme".to_owned()),
         (

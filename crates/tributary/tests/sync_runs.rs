@@ -254,3 +254,64 @@ async fn runs_show_state_counts_progress_and_failures_and_can_be_canceled() -> a
     app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_is_synced_by_hand_once_at_a_time() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let (http, _) = Http::signed_up(&app, "manual@example.com", "manual").await?;
+    let (status, target) = http
+        .send(
+            Method::POST,
+            "/api/v1/targets",
+            Some(json!({ "name": "drop", "kind": "discard", "config": {} })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{target}");
+    let profile = json!({ "name": "gen", "source": { "kind": "synthetic", "config": { "count": 10 } }, "targets": [target["id"]] });
+    let (status, profile) = http
+        .send(Method::POST, "/api/v1/profiles", Some(profile))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    let path = format!("/api/v1/profiles/{}/sync", profile["id"].as_str().unwrap());
+
+    let (status, problem) = http
+        .send(Method::POST, &path, Some(json!({ "mode": "everything" })))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, started) = http
+        .send(Method::POST, &path, Some(json!({ "mode": "full" })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    assert_eq!(started["run"]["state"], "queued");
+    assert_eq!(started["run"]["mode"], "full");
+    assert_eq!(started["run"]["trigger"], "manual");
+    assert_eq!(
+        started["run"]["targets"],
+        json!({ target["id"].as_str().unwrap(): { "delivered": 0, "failed": 0 } })
+    );
+    let (status, refused) = http.send(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("still queued"),
+        "{refused}"
+    );
+    // Once canceled, the next one (incremental by default) may start.
+    let run = started["run_id"].as_str().unwrap();
+    let (status, _) = http
+        .send(
+            Method::POST,
+            &format!("/api/v1/sync-runs/{run}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, next) = http.send(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{next}");
+    assert_eq!(next["run"]["mode"], "incremental");
+    let (other, _) = Http::signed_up(&app, "elsewhere@example.com", "elsewhere").await?;
+    let (status, _) = other.send(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+    Ok(())
+}

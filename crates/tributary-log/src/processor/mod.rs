@@ -47,7 +47,8 @@ impl ProcessorConfig {
 /// Every aggregate the processor serves.
 pub fn default_handlers() -> Vec<Box<dyn Handler>> {
     use tributary_domain::{
-        credential::Credential, email::Email, org::Org, session::Session, slug::Slug, user::User,
+        credential::Credential, email::Email, org::Org, profile::Profile, session::Session,
+        slug::Slug, target::Target, user::User,
     };
     vec![
         Box::new(AggregateStore::<Org>::default()),
@@ -56,6 +57,8 @@ pub fn default_handlers() -> Vec<Box<dyn Handler>> {
         Box::new(AggregateStore::<User>::default()),
         Box::new(AggregateStore::<Session>::default()),
         Box::new(AggregateStore::<Credential>::default()),
+        Box::new(AggregateStore::<Target>::default()),
+        Box::new(AggregateStore::<Profile>::default()),
         Box::new(AggregateStore::<tributary_domain::sync::Sync>::default()),
     ]
 }
