@@ -2,6 +2,7 @@
 //! rebuild, and the supervisor that keeps the processor running.
 
 pub mod batch;
+pub mod deliverer;
 pub mod lag;
 pub mod projector;
 pub mod rebuild;
