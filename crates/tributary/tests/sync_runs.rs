@@ -93,13 +93,10 @@ async fn runs_show_state_counts_progress_and_failures_and_can_be_canceled() -> a
     .await?;
     assert_eq!(queued["attempt"], 0);
     assert_eq!(queued["mode"], "full");
-    // A second request while it is active is refused by the aggregate.
-    driver.request(Uuid::now_v7()).await?;
 
     // A worker claims it and records two batches, one with a failed document.
     let start = json!({ "profile_id": driver.profile, "run_id": run, "worker": "worker:test", "at": chrono::Utc::now() });
     driver.send(sync::START, start).await?;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     driver.batch(run, 1, 10, false, json!([])).await?;
     let failure = json!([{ "doc_id": "doc-7", "class": "source", "message": "doc-7 could not be read: permission denied; grant read access" }]);
     driver.batch(run, 2, 10, false, failure).await?;
