@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     // How many requests are open at once: `BENCH_CONCURRENCY`, 64 by default.
     let concurrency = knob("BENCH_CONCURRENCY", 64);
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "bench@example.com", "bench-home").await?;
     let bodies: Vec<serde_json::Value> = (0..n)
         .map(|i| serde_json::json!({ "slug": format!("bench-{i}"), "name": format!("Bench {i}") }))

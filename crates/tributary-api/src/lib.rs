@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod catalog;
 pub mod commands;
 pub mod credentials;
+pub mod dead_letters;
 pub mod forget;
 pub mod gateway;
 pub mod members;
@@ -99,6 +100,9 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sync_runs::get))
         .routes(routes!(sync_runs::cancel))
         .routes(routes!(sync_runs::sync_profile))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::get))
+        .routes(routes!(dead_letters::redrive_letters))
         .routes(routes!(audit::audit))
         .routes(routes!(audit::encryption))
         .routes(routes!(audit::rotate))

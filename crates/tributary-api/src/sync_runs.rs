@@ -56,7 +56,7 @@ pub struct RunProgress {
 pub struct RunOut {
     pub id: Uuid,
     pub profile_id: Uuid,
-    /// `full` or `incremental`.
+    /// `full`, `incremental` or `prune`.
     pub mode: String,
     /// `schedule` or `manual`.
     pub trigger: String,
@@ -64,6 +64,10 @@ pub struct RunOut {
     pub state: String,
     /// 0 until a worker claims the run; each claim after a crash is the next attempt.
     pub attempt: i32,
+    /// The worker holding the run while it is running.
+    pub worker: Option<String>,
+    /// The last heartbeat of that worker; when they stop the run is resumed elsewhere.
+    pub heartbeat_at: Option<DateTime<Utc>>,
     /// True while the run made no progress for too long; `stalled_reason` says since when.
     pub stalled: bool,
     pub stalled_reason: Option<String>,
@@ -111,6 +115,8 @@ fn out(r: RunRow) -> RunOut {
         trigger: r.trigger,
         state: r.state,
         attempt: r.attempt,
+        worker: r.worker,
+        heartbeat_at: r.heartbeat_at,
         stalled: r.stalled,
         stalled_reason: r.stalled_reason,
         counts: RunCounts {
@@ -301,7 +307,8 @@ pub async fn cancel(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// `incremental` (default: what changed since the last successful run) or `full`.
+    /// `incremental` (default: what changed since the last successful run), `full`, or
+    /// `prune` (delete at every target the documents the source no longer lists).
     pub mode: Option<String>,
 }
 
@@ -349,10 +356,12 @@ async fn request(
     body: SyncRequest,
 ) -> ApiResult<Response> {
     let mode = match body.mode.as_deref().unwrap_or("incremental") {
-        m @ ("full" | "incremental") => m.to_owned(),
+        m @ ("full" | "incremental" | "prune") => m.to_owned(),
         other => {
             return Err(ApiError::Invalid {
-                detail: format!("mode {other:?} is not a sync mode; use full or incremental"),
+                detail: format!(
+                    "mode {other:?} is not a sync mode; use full, incremental or prune"
+                ),
             });
         }
     };

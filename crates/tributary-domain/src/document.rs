@@ -226,7 +226,17 @@ pub mod headers {
     pub const SEQ: &str = "tributary-seq";
     /// Comma-separated target ids.
     pub const TARGETS: &str = "tributary-targets";
+    /// `upsert` or `delete`, so readers that only index ids (the `documents` read model)
+    /// need not parse a payload of up to 64 MiB. Records written before it existed lack
+    /// it; their payload's `op` says the same.
+    pub const OP: &str = "tributary-op";
 }
+
+/// The CloudEvents types document records carry (`ce_type`, next to [`headers`]), so the
+/// projectors' CloudEvents decoder reads them: an upsert or a deletion of the document
+/// named by the record key (`ce_subject`).
+pub const UPSERTED: &str = "tributary.document.upserted.v1";
+pub const DELETED: &str = "tributary.document.deleted.v1";
 
 #[cfg(test)]
 mod record_tests {

@@ -28,6 +28,16 @@ pub static SCHEMAS: LazyLock<Vec<SchemaEntry>> = LazyLock::new(|| {
 
 const CORE: &[SchemaEntry] = &[
     (
+        "tributary.dead_letter.recorded.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.dead_letter.recorded.v1.json"),
+    ),
+    (
+        "tributary.dead_letter.redriven.v1",
+        SchemaKind::Event,
+        include_str!("../../../schemas/events/tributary.dead_letter.redriven.v1.json"),
+    ),
+    (
         "tributary.org.accept_invitation.v1",
         SchemaKind::Command,
         include_str!("../../../schemas/commands/tributary.org.accept_invitation.v1.json"),

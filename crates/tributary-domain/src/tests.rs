@@ -365,11 +365,14 @@ fn every_command_and_event_type_is_exercised_and_valid() {
     let missing: Vec<_> = SCHEMAS
         .iter()
         .map(|(ty, _, _)| *ty)
-        // Written by the processor itself and by the API (failed logins), not by a
-        // decision; tests/processor.rs validates those records.
+        // Written by the processor itself, by the API (failed logins) and by the
+        // deliverer (dead letters), not by a decision; tests/processor.rs and
+        // tributary-log's dead_letter tests validate those records.
         .filter(|ty| {
             ![
                 OUTCOME_TYPE,
+                "tributary.dead_letter.recorded.v1",
+                "tributary.dead_letter.redriven.v1",
                 "tributary.snapshot.v1",
                 crate::security::LOGIN_FAILED,
                 crate::security::OAUTH_FAILED,

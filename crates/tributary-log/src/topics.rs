@@ -13,6 +13,10 @@ const MONTH_MS: &str = "2592000000";
 /// The largest document record: 64 MiB. Bigger documents fail as that one document.
 pub const DOCUMENT_MAX_BYTES: usize = 64 * 1024 * 1024;
 const DOCUMENT_MAX_BYTES_TEXT: &str = "67108864";
+/// How many delay topics sit between the documents topic and the dead-letter topic
+/// (`<prefix>.documents.retry.1` to `.retry.3`); the deliverer's configuration says how
+/// long each one holds a record.
+pub const RETRY_LEVELS: u8 = 3;
 
 /// The topic names of one Tributary installation, all under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,10 @@ pub enum TopicRole {
     /// Document changes between workers and deliverers: a week, so a stopped deliverer
     /// can catch up; large records allowed, so a document of tens of megabytes passes.
     Documents,
+    /// Document records waiting for their next delivery attempt after a transient
+    /// failure: like documents (a week is far longer than any delay, so a stopped
+    /// deliverer loses nothing), large records allowed.
+    Delay,
 }
 
 impl TopicRole {
@@ -56,7 +64,7 @@ impl TopicRole {
                 ("cleanup.policy", "compact,delete"),
                 ("retention.ms", WEEK_MS),
             ],
-            Self::Documents => &[
+            Self::Documents | Self::Delay => &[
                 ("cleanup.policy", "delete"),
                 ("retention.ms", WEEK_MS),
                 ("max.message.bytes", DOCUMENT_MAX_BYTES_TEXT),
@@ -118,6 +126,19 @@ impl Topics {
         format!("{}.documents.dead-letters", self.prefix)
     }
 
+    /// Delay topic `level` (1 to [`RETRY_LEVELS`]): document records, each narrowed to
+    /// the one target that failed, waiting until their `retry_not_before` time.
+    pub fn documents_retry(&self, level: u8) -> String {
+        format!("{}.documents.retry.{level}", self.prefix)
+    }
+
+    /// What happened to document dead letters (recorded, redriven), as CloudEvents: the
+    /// source of the `dead_letters` read model. Kept forever like events; the dead
+    /// letters themselves stay in [`Self::documents_dead_letters`].
+    pub fn dead_letter_events(&self) -> String {
+        format!("{}.dead-letter.events", self.prefix)
+    }
+
     /// The aggregate whose command topic this is, if it is one.
     pub fn aggregate_of_commands<'a>(&self, topic: &'a str) -> Option<&'a str> {
         topic
@@ -139,7 +160,11 @@ impl Topics {
         topics.push((self.security(), TopicRole::Events));
         topics.push((self.vault(), TopicRole::Events));
         topics.push((self.documents(), TopicRole::Documents));
+        for level in 1..=RETRY_LEVELS {
+            topics.push((self.documents_retry(level), TopicRole::Delay));
+        }
         topics.push((self.documents_dead_letters(), TopicRole::DeadLetters));
+        topics.push((self.dead_letter_events(), TopicRole::Events));
         topics
     }
 }
@@ -291,6 +316,30 @@ mod tests {
         assert_eq!(topics.aggregate_of_commands("t1.org.commands"), Some("org"));
         assert_eq!(topics.aggregate_of_commands("t2.org.commands"), None);
         assert_eq!(topics.aggregate_of_commands("t1.org.events"), None);
+    }
+
+    #[test]
+    fn delay_topics_sit_between_documents_and_dead_letters() {
+        let topics = Topics::new("t1");
+        let all = topics.all();
+        for level in 1..=RETRY_LEVELS {
+            let name = format!("t1.documents.retry.{level}");
+            assert_eq!(topics.documents_retry(level), name);
+            assert!(all.contains(&(name, TopicRole::Delay)));
+        }
+        // A delayed record is a whole document: the delay topics take what the
+        // documents topic takes, and keep it longer than any delay.
+        assert_eq!(TopicRole::Delay.configs(), TopicRole::Documents.configs());
+        assert!(
+            TopicRole::Delay
+                .configs()
+                .contains(&("max.message.bytes", DOCUMENT_MAX_BYTES_TEXT))
+        );
+        assert!(all.contains(&("t1.dead-letter.events".to_owned(), TopicRole::Events)));
+        assert!(all.contains(&(
+            "t1.documents.dead-letters".to_owned(),
+            TopicRole::DeadLetters
+        )));
     }
 
     #[test]

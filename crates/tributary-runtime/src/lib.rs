@@ -4,8 +4,11 @@
 pub mod batch;
 pub mod deliverer;
 pub mod lag;
+pub mod monitor;
+pub mod produce;
 pub mod projector;
 pub mod rebuild;
+pub mod scheduler;
 pub mod supervise;
 pub mod worker;
 

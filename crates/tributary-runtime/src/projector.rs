@@ -123,17 +123,33 @@ pub struct Projector {
 }
 
 impl Projector {
-    /// Must be called from outside the async runtime (it blocks on `handle`).
+    /// Must be called from outside the async runtime (it blocks on `handle`). When the
+    /// projection's tables were built from other definitions than this code's, it first
+    /// rebuilds the projection from the log (ADR 0016), which takes as long as a
+    /// `tributary rebuild`.
     pub fn new(
         projection: Projection,
         config: ProjectorConfig,
         handle: Handle,
         readiness: Readiness,
     ) -> anyhow::Result<Self> {
-        let version = handle.block_on(async {
-            let client = config.db.get().await?;
-            Registry::ensure(&**client, projection).await
-        })?;
+        let ensure = || {
+            handle.block_on(async {
+                let client = config.db.get().await?;
+                Registry::ensure(&**client, projection).await
+            })
+        };
+        ensure()?;
+        crate::rebuild::rebuild_if_changed(
+            projection,
+            &config.kafka,
+            &config.topics,
+            &config.db,
+            &handle,
+            config.max_batch,
+        )?;
+        // Read again: a rebuild, ours or another process's, may have swapped versions.
+        let version = ensure()?;
         let version = Arc::new(AtomicI32::new(version));
         let group = format!("{}.projector.{}", config.topics.prefix(), projection.name());
         let ctx = Ctx {

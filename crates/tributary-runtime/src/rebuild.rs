@@ -1,6 +1,10 @@
 //! `tributary rebuild <projection>`: replays the log from the earliest offset into a
 //! fresh version of the projection's tables while the live version keeps serving, then
 //! swaps atomically. Nothing but the new tables is written: no side effect runs.
+//!
+//! Projectors also rebuild on their own, before they project, when the active version's
+//! tables were built from other definitions than their code's ([`rebuild_if_changed`],
+//! ADR 0016). Rebuilds of one projection take turns under a Postgres advisory lock.
 
 use crate::batch::{self, Applied, Batch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,7 +19,7 @@ use tokio::runtime::Handle;
 use tributary_log::client::KafkaSettings;
 use tributary_log::client::Quiet;
 use tributary_log::{Envelope, Topics};
-use tributary_store::projection::{Offsets, Projection, Swap};
+use tributary_store::projection::{Offsets, Projection, Shape, Swap};
 use tributary_store::{Db, Registry};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +38,7 @@ impl RebuildReport {
 }
 
 /// Runs a rebuild; must be called outside the async runtime (it blocks on `handle`).
+/// Waits while another process rebuilds the same projection.
 pub fn rebuild(
     projection: Projection,
     kafka: &KafkaSettings,
@@ -41,6 +46,65 @@ pub fn rebuild(
     db: &Db,
     handle: &Handle,
     batch_size: usize,
+) -> anyhow::Result<RebuildReport> {
+    let _lock = handle.block_on(Registry::lock_rebuild(db, projection))?;
+    replay_and_swap(projection, kafka, topics, db, handle, batch_size, true)
+}
+
+/// Rebuilds the projection if its active version was built from other table definitions
+/// than this code's (a column or a table was added, an index changed); `None` when it
+/// has this code's shape. Refuses (with what to do) when a newer Tributary already
+/// rebuilt it to a newer shape. Must be called outside the async runtime.
+pub fn rebuild_if_changed(
+    projection: Projection,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    db: &Db,
+    handle: &Handle,
+    batch_size: usize,
+) -> anyhow::Result<Option<RebuildReport>> {
+    let _lock = handle.block_on(Registry::lock_rebuild(db, projection))?;
+    // Read under the lock: another process may have just rebuilt it.
+    let shape = handle.block_on(async {
+        let mut client = db.get().await?;
+        Registry::shape(&mut client, projection).await
+    })?;
+    match shape {
+        Shape::Current => Ok(None),
+        Shape::Replaced { version, recorded } => anyhow::bail!(
+            "projection {name} (version {version}) was rebuilt by a newer Tributary with \
+             other tables (shape {recorded}) than this process knows (shape {ours}); \
+             upgrade this process, or, to go back to this version's tables on purpose, run \
+             `tributary rebuild {name}` with this version",
+            name = projection.name(),
+            ours = Registry::fingerprint(projection),
+        ),
+        Shape::Changed { version, recorded } => {
+            tracing::warn!(
+                projection = projection.name(),
+                version,
+                recorded = recorded.as_deref().unwrap_or("none, and its columns differ"),
+                expected = %Registry::fingerprint(projection),
+                "the projection's tables were built from other definitions than this \
+                 version's (a column, index or table changed); rebuilding it from the log \
+                 into a new version before projecting. Readers keep seeing the current \
+                 version meanwhile"
+            );
+            replay_and_swap(projection, kafka, topics, db, handle, batch_size, false).map(Some)
+        }
+    }
+}
+
+/// The rebuild itself, under the caller's lock; `bar`: show a progress bar on a terminal
+/// (the command does, a projector inside `serve` only logs).
+fn replay_and_swap(
+    projection: Projection,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    db: &Db,
+    handle: &Handle,
+    batch_size: usize,
+    bar: bool,
 ) -> anyhow::Result<RebuildReport> {
     let started = Instant::now();
     let version = handle.block_on(async {
@@ -50,7 +114,7 @@ pub fn rebuild(
     let sources = projection.topics(topics);
     let reader: BaseConsumer<Quiet> = kafka.reader().create_with_context(Quiet)?;
     let total = estimate(&reader, &sources)?;
-    let bar = progress(projection, total);
+    let bar = progress(projection, total, bar);
     // Reading and decoding (this thread) overlap with writing (tasks on the runtime, one
     // per lane of partitions, so an aggregate's events stay in order).
     let writer = Writers::start(db, handle, projection, version, &bar);
@@ -245,9 +309,9 @@ fn estimate(reader: &BaseConsumer<Quiet>, topics: &[String]) -> anyhow::Result<u
     Ok(total)
 }
 
-fn progress(projection: Projection, total: u64) -> ProgressBar {
+fn progress(projection: Projection, total: u64, show: bool) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    if std::io::stderr().is_terminal() {
+    if show && std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
@@ -313,7 +377,7 @@ fn replay(
             }
             Some(Err(e)) => return Err(e.into()),
         }
-        if last_log.elapsed() > Duration::from_secs(5) && !std::io::stderr().is_terminal() {
+        if last_log.elapsed() > Duration::from_secs(5) && writers.bar.is_hidden() {
             tracing::info!(topic, written = writers.written(), "rebuild in progress");
             last_log = Instant::now();
         }

@@ -10,6 +10,7 @@
 
 use crate::error::{Result, pg};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 use tributary_domain::profile::Schedule;
 use uuid::Uuid;
@@ -376,4 +377,45 @@ pub async fn targets_of(client: &impl GenericClient, profile: Uuid) -> Result<Ve
         .await
         .map_err(pg("reading a profile's targets"))?;
     Ok(rows.iter().map(target_row).collect())
+}
+
+/// What the sync runs read model shows of a profile's runs: for the scheduler, a hint to
+/// skip requests that would change nothing. The sync aggregate decides; this may lag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunsSeen {
+    /// The latest schedule slot a run was requested for.
+    pub last_slot: Option<DateTime<Utc>>,
+    /// A run not finished yet (queued, running or interrupted).
+    pub active: Option<Uuid>,
+}
+
+/// For each of `profiles`, what the `sync_runs` read model shows of its runs (system
+/// read, for the scheduler).
+pub async fn runs_seen(
+    client: &impl GenericClient,
+    profiles: &[Uuid],
+) -> Result<HashMap<Uuid, RunsSeen>> {
+    let rows = client
+        .query(
+            "SELECT p.id,
+                 (SELECT max(r.slot) FROM sync_runs r WHERE r.profile_id = p.id),
+                 (SELECT r.id FROM sync_runs r WHERE r.profile_id = p.id
+                      AND r.finished_at IS NULL ORDER BY r.requested_at DESC LIMIT 1)
+             FROM unnest($1::uuid[]) AS p(id)",
+            &[&profiles],
+        )
+        .await
+        .map_err(pg("reading the runs of scheduled profiles"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                RunsSeen {
+                    last_slot: r.get(1),
+                    active: r.get(2),
+                },
+            )
+        })
+        .collect())
 }

@@ -17,7 +17,7 @@ pub enum Error {
     #[error("running migrations failed: {0}")]
     Migration(String),
     #[error(
-        "unknown projection {0:?}; known projections: identity, orgs, commands, security, credentials, audit, sync_runs, catalog"
+        "unknown projection {0:?}; known projections: identity, orgs, commands, security, credentials, audit, sync_runs, catalog, dead_letters, documents"
     )]
     UnknownProjection(String),
     #[error("event {event_id} of type {ty} could not be decoded: {reason}")]

@@ -5,6 +5,8 @@ pub mod accounts;
 pub mod catalog;
 pub mod credentials;
 pub mod db;
+pub mod dead_letters;
+pub mod documents;
 pub mod error;
 pub mod notify;
 pub mod oauth;

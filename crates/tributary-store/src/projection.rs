@@ -9,6 +9,8 @@
 mod catalog;
 mod commands;
 mod credentials;
+mod dead_letters;
+mod documents;
 mod identity;
 mod orgs;
 mod security;
@@ -17,7 +19,7 @@ mod sync_runs;
 pub use credentials::{AuditRecord, audit_entry};
 
 use crate::error::{Error, Result, pg};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use tokio_postgres::{GenericClient, Transaction};
 use tributary_log::{Envelope, Topics};
 
@@ -37,6 +39,11 @@ pub enum Projection {
     SyncRuns,
     /// Targets and profiles: what each org syncs, from where, to where, and when.
     Catalog,
+    /// Document dead letters with their context, and whether they were redriven.
+    DeadLetters,
+    /// Every document a profile's runs wrote, and whether it was deleted: what pruning
+    /// compares with the source's id listing.
+    Documents,
 }
 
 /// One read-model table of a projection.
@@ -63,7 +70,7 @@ pub type Offsets = HashMap<(String, i32), i64>;
 
 impl Projection {
     /// Identity first: the other projections' policies read its `members` view.
-    pub const ALL: [Projection; 8] = [
+    pub const ALL: [Projection; 10] = [
         Projection::Identity,
         Projection::Orgs,
         Projection::Commands,
@@ -72,6 +79,8 @@ impl Projection {
         Projection::Audit,
         Projection::SyncRuns,
         Projection::Catalog,
+        Projection::DeadLetters,
+        Projection::Documents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +93,8 @@ impl Projection {
             Self::Audit => "audit",
             Self::SyncRuns => "sync_runs",
             Self::Catalog => "catalog",
+            Self::DeadLetters => "dead_letters",
+            Self::Documents => "documents",
         }
     }
 
@@ -112,6 +123,8 @@ impl Projection {
             Self::Credentials | Self::Audit => vec![topics.events("credential"), topics.vault()],
             Self::SyncRuns => vec![topics.events("sync")],
             Self::Catalog => vec![topics.events("target"), topics.events("profile")],
+            Self::DeadLetters => vec![topics.dead_letter_events()],
+            Self::Documents => vec![topics.documents()],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
                     .iter()
@@ -153,6 +166,8 @@ impl Projection {
             Self::Audit => credentials::AUDIT_TABLES,
             Self::SyncRuns => sync_runs::TABLES,
             Self::Catalog => catalog::TABLES,
+            Self::DeadLetters => dead_letters::TABLES,
+            Self::Documents => documents::TABLES,
         }
     }
 
@@ -178,12 +193,84 @@ impl Projection {
             Self::Audit => credentials::apply_audit(tx, &table, batch).await,
             Self::SyncRuns => sync_runs::apply(tx, version, batch).await,
             Self::Catalog => catalog::apply(tx, version, batch).await,
+            Self::DeadLetters => dead_letters::apply(tx, &table, batch).await,
+            Self::Documents => documents::apply(tx, &table, batch).await,
         }
     }
 }
 
-/// The registry of projection versions and their offsets.
+/// The registry of projection versions, their offsets and the shape (fingerprint of the
+/// table definitions) each active version was built with.
 pub struct Registry;
+
+/// What [`Registry::shape`] found about the active version's tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// Built from this code's table definitions.
+    Current,
+    /// Built from other definitions, or completed with empty tables since: the version
+    /// must be rebuilt from the log before this code projects into it.
+    Changed {
+        version: i32,
+        /// `None`: never recorded, and the columns differ from this code's.
+        recorded: Option<String>,
+    },
+    /// A rebuild by a newer Tributary replaced this code's shape: this process is older
+    /// than the tables it would write to.
+    Replaced { version: i32, recorded: String },
+}
+
+/// The fingerprint of a version that [`Registry::ensure`] completed with empty tables.
+const INCOMPLETE: &str = "incomplete";
+
+/// The table definitions without comments and with single spaces: editing a comment or
+/// the layout of a file is not a change of shape.
+fn normalize_ddl(ddl: &str) -> String {
+    ddl.lines()
+        .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A table's or view's columns in order: name and type. Empty when it does not exist.
+async fn ordered_columns(
+    client: &impl GenericClient,
+    relation: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "SELECT attname::text, format_type(atttypid, atttypmod)
+             FROM pg_attribute
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped
+             ORDER BY attnum",
+            &[&relation],
+        )
+        .await
+        .map_err(pg("reading a view's columns"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// A table's columns: name, type, and whether it is `NOT NULL`. Empty for a table that
+/// does not exist.
+async fn columns(
+    client: &impl GenericClient,
+    table: &str,
+) -> Result<BTreeSet<(String, String, bool)>> {
+    let rows = client
+        .query(
+            "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull
+             FROM pg_attribute
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            &[&table],
+        )
+        .await
+        .map_err(pg("reading a table's columns"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
 
 /// What a swap attempt found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +289,7 @@ impl Registry {
     pub async fn ensure(client: &impl GenericClient, projection: Projection) -> Result<i32> {
         if let Some(version) = Self::active(client, projection).await? {
             // A table added to the projection after this version was built is created
-            // (empty) here; its rows come with a rebuild, which the warning asks for.
+            // (empty) here; its rows come with the rebuild the projector then runs.
             let mut missing = Vec::new();
             for table in projection.tables() {
                 let name = table.versioned(version);
@@ -220,11 +307,21 @@ impl Registry {
             if !missing.is_empty() {
                 Self::create_tables(client, projection, version).await?;
                 Self::point_view(client, projection, version).await?;
+                // The new tables are empty: the version no longer has the shape of any
+                // code, so the projector rebuilds it (unless a swap happened meanwhile).
+                client
+                    .execute(
+                        "UPDATE projections SET fingerprint = $3
+                         WHERE name = $1 AND active_version = $2",
+                        &[&projection.name(), &version, &INCOMPLETE],
+                    )
+                    .await
+                    .map_err(pg("marking a projection incomplete"))?;
                 tracing::warn!(
                     projection = projection.name(),
                     tables = ?missing,
-                    "the projection gained tables since it was built; they start empty: \
-                     run `tributary rebuild {}` to fill them from the log",
+                    "the projection gained tables since it was built; they start empty, and \
+                     the projector rebuilds {} from the log before it projects",
                     projection.name()
                 );
             }
@@ -244,8 +341,9 @@ impl Registry {
         Self::create_tables(client, projection, 1).await?;
         let inserted = client
             .execute(
-                "INSERT INTO projections (name, active_version) VALUES ($1, 1) ON CONFLICT DO NOTHING",
-                &[&projection.name()],
+                "INSERT INTO projections (name, active_version, fingerprint) VALUES ($1, 1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&projection.name(), &Self::fingerprint(projection)],
             )
             .await
             .map_err(pg("registering a projection"))?;
@@ -253,6 +351,155 @@ impl Registry {
             Self::point_view(client, projection, 1).await?;
         }
         Ok(Self::active(client, projection).await?.unwrap_or(1))
+    }
+
+    /// The shape of the projection's tables as this code defines them: a UUIDv5 (SHA-1)
+    /// of each table's name and definition, without comments and extra whitespace. Any
+    /// change of a column, an index or the set of tables changes it; a comment does not.
+    pub fn fingerprint(projection: Projection) -> String {
+        let mut text = String::from("tributary:projection-shape\n");
+        for table in projection.tables() {
+            text.push_str(table.name);
+            text.push('\n');
+            text.push_str(&normalize_ddl(table.ddl));
+            text.push('\n');
+        }
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, text.as_bytes())
+            .simple()
+            .to_string()
+    }
+
+    /// Whether the active version was built with this code's table definitions (call
+    /// after [`Self::ensure`]). A version recorded before fingerprints existed is compared
+    /// column by column; when its columns match, this code's fingerprint is recorded (with
+    /// a warning), otherwise it counts as changed.
+    pub async fn shape(
+        client: &mut tokio_postgres::Client,
+        projection: Projection,
+    ) -> Result<Shape> {
+        let ours = Self::fingerprint(projection);
+        let row = client
+            .query_opt(
+                "SELECT active_version, fingerprint, $2 = ANY(replaced_fingerprints)
+                 FROM projections WHERE name = $1",
+                &[&projection.name(), &ours],
+            )
+            .await
+            .map_err(pg("reading the projection's shape"))?;
+        let Some(row) = row else {
+            // Not created yet: `ensure` creates it with this code's shape.
+            return Ok(Shape::Current);
+        };
+        let version: i32 = row.get(0);
+        let recorded: Option<String> = row.get(1);
+        let replaced: bool = row.get(2);
+        match recorded {
+            Some(recorded) if recorded == ours => Ok(Shape::Current),
+            Some(recorded) if replaced => Ok(Shape::Replaced { version, recorded }),
+            Some(recorded) => Ok(Shape::Changed {
+                version,
+                recorded: Some(recorded),
+            }),
+            None => match Self::columns_match(client, projection, version).await? {
+                Some(false) => Ok(Shape::Changed {
+                    version,
+                    recorded: None,
+                }),
+                checked => {
+                    client
+                        .execute(
+                            "UPDATE projections SET fingerprint = $3
+                             WHERE name = $1 AND active_version = $2 AND fingerprint IS NULL",
+                            &[&projection.name(), &version, &ours],
+                        )
+                        .await
+                        .map_err(pg("recording the projection's shape"))?;
+                    tracing::warn!(
+                        projection = projection.name(),
+                        version,
+                        columns_checked = checked.is_some(),
+                        "the projection's shape was never recorded (it was built before \
+                         Tributary recorded shapes); recording this version's as its shape \
+                         without a rebuild. If it fails on a missing column or index, run \
+                         `tributary rebuild {}`",
+                        projection.name()
+                    );
+                    Ok(Shape::Current)
+                }
+            },
+        }
+    }
+
+    /// Whether the tables of `version` have the columns (names, types, `NOT NULL`) this
+    /// code's definitions give them: the definitions run in a scratch schema, inside a
+    /// transaction that is rolled back. `None` when that cannot be done (e.g. the role may
+    /// not create a schema).
+    async fn columns_match(
+        client: &mut tokio_postgres::Client,
+        projection: Projection,
+        version: i32,
+    ) -> Result<Option<bool>> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("starting a shape check"))?;
+        let mut live = Vec::new();
+        for table in projection.tables() {
+            live.push(columns(&tx, &table.versioned(version)).await?);
+        }
+        let path: String = tx
+            .query_one("SELECT current_setting('search_path')", &[])
+            .await
+            .map_err(pg("reading the search path"))?
+            .get(0);
+        let schema = format!("tributary_shape_{}", uuid::Uuid::new_v4().simple());
+        let scratch = format!("CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}, {path}");
+        if let Err(e) = tx.batch_execute(&scratch).await {
+            tracing::warn!(projection = projection.name(), error = %e, "could not create a scratch schema to compare the projection's columns");
+            return Ok(None);
+        }
+        for (table, live) in projection.tables().iter().zip(&live) {
+            let probe = format!("probe_{}", table.name);
+            if let Err(e) = tx
+                .batch_execute(&table.ddl.replace("{table}", &probe))
+                .await
+            {
+                tracing::warn!(projection = projection.name(), error = %e, "could not create a scratch table to compare the projection's columns");
+                return Ok(None);
+            }
+            if columns(&tx, &format!("{schema}.{probe}")).await? != *live {
+                return Ok(Some(false));
+            }
+        }
+        tx.rollback()
+            .await
+            .map_err(pg("dropping the scratch schema"))?;
+        Ok(Some(true))
+    }
+
+    /// Serializes rebuilds of one projection across processes: the `tributary rebuild`
+    /// command and projectors that rebuild a changed shape. Waits while another holds it.
+    pub async fn lock_rebuild(db: &crate::Db, projection: Projection) -> Result<RebuildLock> {
+        // Off the pool: dropping the lock closes its connection, which releases it even
+        // when the rebuild fails or panics.
+        let client = deadpool_postgres::Object::take(db.get().await?);
+        let key = format!("tributary.rebuild.{}", projection.name());
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])
+            .await
+            .map_err(pg("locking the projection for a rebuild"))?
+            .get(0);
+        if !locked {
+            tracing::info!(
+                projection = projection.name(),
+                "another process is rebuilding the projection; waiting for it to finish"
+            );
+            client
+                .execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])
+                .await
+                .map_err(pg("waiting for another rebuild of the projection"))?;
+        }
+        Ok(RebuildLock { _client: client })
     }
 
     pub async fn active(
@@ -368,11 +615,28 @@ impl Registry {
         version: i32,
     ) -> Result<()> {
         for table in projection.tables() {
-            let sql = format!(
-                "CREATE OR REPLACE VIEW {} AS SELECT * FROM {}",
-                table.name,
-                table.versioned(version)
-            );
+            let (view, versioned) = (table.name, table.versioned(version));
+            let shown = ordered_columns(client, view).await?;
+            let wanted = ordered_columns(client, &versioned).await?;
+            let sql = if shown.is_empty() {
+                format!("CREATE OR REPLACE VIEW {view} AS SELECT * FROM {versioned}")
+            } else if shown.iter().all(|c| wanted.contains(c)) {
+                // `CREATE OR REPLACE VIEW` takes new columns only at the end: keep the
+                // view's order and append what the version adds, wherever its table has
+                // them.
+                let added = wanted.iter().filter(|c| !shown.contains(c));
+                let list = shown
+                    .iter()
+                    .chain(added)
+                    .map(|(name, _)| format!("\"{}\"", name.replace('"', "\"\"")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("CREATE OR REPLACE VIEW {view} AS SELECT {list} FROM {versioned}")
+            } else {
+                // A column was dropped or changed type: only a new view can show that.
+                // (This fails while other objects depend on the view.)
+                format!("DROP VIEW {view}; CREATE VIEW {view} AS SELECT * FROM {versioned}")
+            };
             client
                 .batch_execute(&sql)
                 .await
@@ -477,9 +741,24 @@ impl Registry {
             return Ok(Swap::Behind(behind));
         }
         Self::point_view(&tx, projection, version).await?;
+        // The new version has this code's shape; the shape it replaces is remembered, so
+        // an older process does not rebuild the projection back to it.
         tx.execute(
-            "UPDATE projections SET active_version = $2, updated_at = now() WHERE name = $1",
-            &[&projection.name(), &version],
+            "UPDATE projections SET active_version = $2, fingerprint = $3,
+                 replaced_fingerprints = array_remove(
+                     CASE WHEN fingerprint IS NULL OR fingerprint = $4
+                              OR fingerprint = ANY(replaced_fingerprints)
+                          THEN replaced_fingerprints
+                          ELSE array_append(replaced_fingerprints, fingerprint) END,
+                     $3),
+                 updated_at = now()
+             WHERE name = $1",
+            &[
+                &projection.name(),
+                &version,
+                &Self::fingerprint(projection),
+                &INCOMPLETE,
+            ],
         )
         .await
         .map_err(pg("activating the new version"))?;
@@ -498,10 +777,46 @@ impl Registry {
     }
 }
 
+/// Held while a projection is rebuilt ([`Registry::lock_rebuild`]); dropping it
+/// releases the lock.
+pub struct RebuildLock {
+    _client: deadpool_postgres::ClientWrapper,
+}
+
 fn decode_error(env: &Envelope, reason: impl ToString) -> Error {
     Error::Decode {
         event_id: env.id.clone(),
         ty: env.ty.clone(),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_comments_and_layout_but_not_definitions() {
+        let commented = "-- One row per thing.\nCREATE TABLE IF NOT EXISTS {table} (\n    id uuid PRIMARY KEY, -- the id\n    name text\n);";
+        let relaid =
+            "CREATE TABLE IF NOT EXISTS {table} (\n id  uuid PRIMARY KEY,\n\n name\ttext\n);";
+        let grown = "CREATE TABLE IF NOT EXISTS {table} (\n id uuid PRIMARY KEY,\n name text,\n heartbeat_at timestamptz\n);";
+        assert_eq!(normalize_ddl(commented), normalize_ddl(relaid));
+        assert_ne!(normalize_ddl(commented), normalize_ddl(grown));
+
+        let all: std::collections::HashSet<String> = Projection::ALL
+            .map(Registry::fingerprint)
+            .into_iter()
+            .collect();
+        assert_eq!(
+            all.len(),
+            Projection::ALL.len(),
+            "each projection has its own"
+        );
+        assert_eq!(
+            Registry::fingerprint(Projection::Orgs),
+            Registry::fingerprint(Projection::Orgs)
+        );
+        assert_ne!(Registry::fingerprint(Projection::Orgs), INCOMPLETE);
     }
 }

@@ -37,12 +37,15 @@ pub struct RunRow {
     pub started_at: Option<DateTime<Utc>>,
     pub last_progress_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The last sign of life from the worker holding the run.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, org_id, profile_id, mode, trigger, state, attempt, worker, stalled, \
      stalled_reason, seq, documents, deletions, source_failed, delivered, delivery_failed, \
      targets, checkpoint, progress_done, progress_total, source_done, error, canceled_by, \
-     requested_at, started_at, last_progress_at, finished_at";
+     requested_at, started_at, last_progress_at, finished_at, heartbeat_at, updated_at";
 
 fn run(r: &Row) -> RunRow {
     RunRow {
@@ -73,6 +76,8 @@ fn run(r: &Row) -> RunRow {
         started_at: r.get(24),
         last_progress_at: r.get(25),
         finished_at: r.get(26),
+        heartbeat_at: r.get(27),
+        updated_at: r.get(28),
     }
 }
 
@@ -193,4 +198,40 @@ pub async fn run_by_id(client: &impl GenericClient, id: Uuid) -> Result<Option<R
         .await
         .map_err(pg("reading a sync run"))?;
     Ok(row.as_ref().map(run))
+}
+
+/// A run not finished yet, with its profile's source kind (`None` when the profile is
+/// gone from the catalog).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveRun {
+    pub run: RunRow,
+    pub source_kind: Option<String>,
+}
+
+/// Every run not finished yet, of every org, oldest request first (system read, for the
+/// workers' claims and limits and for the monitor). At most one per profile.
+pub async fn active_runs(client: &impl GenericClient) -> Result<Vec<ActiveRun>> {
+    let columns: String = COLUMNS
+        .split(", ")
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {columns}, p.source_kind FROM sync_runs r \
+                 LEFT JOIN profiles p ON p.id = r.profile_id \
+                 WHERE r.finished_at IS NULL ORDER BY r.requested_at, r.id"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg("listing active sync runs"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ActiveRun {
+            run: run(r),
+            source_kind: r.get(29),
+        })
+        .collect())
 }

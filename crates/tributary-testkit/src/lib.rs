@@ -110,6 +110,14 @@ impl TestEnv {
             refresh_tick_secs: 1,
             // Per test, so CSV targets of parallel tests never share a file.
             data_dir: std::env::temp_dir().join(format!("tributary-{prefix}")),
+            worker_slots: 4,
+            runs_per_org: 4,
+            runs_per_kind: String::new(),
+            heartbeat_secs: 10,
+            heartbeat_timeout_secs: 60,
+            stall_after_secs: 1800,
+            deliverer_batch: 200,
+            deliverer_retries: 6,
         };
         tributary::app::setup(&settings).await?;
         Ok(Self {
@@ -419,9 +427,23 @@ impl TestEnv {
         role: &str,
         instance: &str,
     ) -> anyhow::Result<std::process::Child> {
+        self.spawn_with(bin, role, instance, &[])
+    }
+
+    /// [`TestEnv::spawn`] with more `TRIBUTARY_*` settings; the data directory is this
+    /// test's.
+    pub fn spawn_with(
+        &self,
+        bin: &str,
+        role: &str,
+        instance: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<std::process::Child> {
         let log = std::env::var_os("TEST_LOG").is_some();
         let child = std::process::Command::new(bin)
             .arg(role)
+            .envs(settings.iter().copied())
+            .env("TRIBUTARY_DATA_DIR", &self.settings.data_dir)
             .env("TRIBUTARY_KAFKA_BROKERS", &self.settings.kafka_brokers)
             .env("TRIBUTARY_DATABASE_URL", &self.settings.database_url)
             .env("TRIBUTARY_TOPIC_PREFIX", &self.prefix)

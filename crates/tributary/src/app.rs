@@ -8,6 +8,7 @@ use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::runtime::Handle;
 use tributary_api::AppState;
 use tributary_log::Topics;
@@ -26,15 +27,33 @@ pub struct Roles {
     pub projector: bool,
     pub keeper: bool,
     pub refresher: bool,
+    /// Claims sync runs and drives their sources; also runs the monitor.
+    pub worker: bool,
+    /// Delivers document records to the targets.
+    pub deliverer: bool,
+    /// Requests scheduled runs.
+    pub scheduler: bool,
 }
 
 impl Roles {
+    /// Every role: what `tributary serve` runs.
     pub const ALL: Roles = Roles {
         api: true,
         processor: true,
         projector: true,
         keeper: true,
         refresher: true,
+        worker: true,
+        deliverer: true,
+        scheduler: true,
+    };
+    /// Every role but the sync engine's (worker, deliverer, scheduler): for tests that
+    /// drive those steps themselves.
+    pub const CONTROL: Roles = Roles {
+        worker: false,
+        deliverer: false,
+        scheduler: false,
+        ..Roles::ALL
     };
     pub const NONE: Roles = Roles {
         api: false,
@@ -42,6 +61,9 @@ impl Roles {
         projector: false,
         keeper: false,
         refresher: false,
+        worker: false,
+        deliverer: false,
+        scheduler: false,
     };
 }
 
@@ -164,7 +186,7 @@ pub async fn start(
             );
         }
     }
-    let ring = if roles.api || roles.keeper || roles.refresher {
+    let ring = if roles.api || roles.keeper || roles.refresher || roles.worker || roles.deliverer {
         Some(Arc::new(settings.kek_ring()?))
     } else {
         None
@@ -198,6 +220,75 @@ pub async fn start(
             tick: std::time::Duration::from_secs(settings.refresh_tick_secs.max(1)),
         });
         tasks.push(tokio::spawn(refresher.run(stop.clone())));
+    }
+    let instance = settings.instance_id();
+    if roles.worker
+        && let Some(vault) = &vault
+    {
+        let worker = Arc::new(tributary_runtime::worker::Worker::new(
+            tributary_runtime::worker::WorkerConfig {
+                kafka: kafka.clone(),
+                topics: topics.clone(),
+                db: db.clone(),
+                vault: vault.clone(),
+                connectors: Arc::new(tributary_connectors::source::Connectors::builtin()),
+                http: source_http()?,
+                data_dir: settings.data_dir.clone(),
+                worker_id: format!("worker:{instance}"),
+                limits: settings.worker_limits()?,
+                heartbeat: Duration::from_secs(settings.heartbeat_secs.max(1)),
+                poll: Duration::from_secs(2),
+            },
+        )?);
+        let notices = tributary_store::notify::listen(settings.database_url.clone());
+        tasks.push(tokio::spawn(worker.run(stop.clone(), Some(notices))));
+        let monitor = Arc::new(tributary_runtime::monitor::Monitor::new(
+            tributary_runtime::monitor::MonitorConfig {
+                kafka: kafka.clone(),
+                topics: topics.clone(),
+                db: db.clone(),
+                heartbeat_timeout: Duration::from_secs(settings.heartbeat_timeout_secs.max(1)),
+                stall_after: Duration::from_secs(settings.stall_after_secs.max(1)),
+                tick: Duration::from_secs(5),
+            },
+        )?);
+        tasks.push(tokio::spawn(monitor.run(stop.clone())));
+    }
+    if roles.deliverer
+        && let Some(vault) = &vault
+    {
+        let (kafka, topics, db, vault) = (kafka.clone(), topics.clone(), db.clone(), vault.clone());
+        let (http, data_dir) = (source_http()?, settings.data_dir.clone());
+        let (instance, batch, retries) = (
+            instance.clone(),
+            settings.deliverer_batch.max(1),
+            settings.deliverer_retries,
+        );
+        let config = move || tributary_runtime::deliverer::DelivererConfig {
+            kafka: kafka.clone(),
+            topics: topics.clone(),
+            db: db.clone(),
+            vault: vault.clone(),
+            http: http.clone(),
+            data_dir: data_dir.clone(),
+            instance_id: instance.clone(),
+            batch,
+            retries,
+            delays: tributary_runtime::deliverer::DEFAULT_DELAYS.to_vec(),
+        };
+        tasks.push(tokio::spawn(tributary_runtime::deliverer::run(
+            config,
+            stop.clone(),
+        )));
+    }
+    if roles.scheduler {
+        let scheduler = Arc::new(tributary_runtime::scheduler::Scheduler::new(
+            &kafka,
+            topics.clone(),
+            db.clone(),
+            Duration::from_secs(5),
+        )?);
+        tasks.push(tokio::spawn(scheduler.run(stop.clone())));
     }
     let (mut addr, mut server, mut server_stop) = (None, None, None);
     if roles.api
@@ -277,6 +368,16 @@ pub async fn start(
         server,
         server_stop,
     })
+}
+
+/// The HTTP client sources and sinks share: our user agent, bounded waits.
+fn source_http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")
 }
 
 /// Access-token keys from the settings, or a random key for this process (with a

@@ -5,9 +5,9 @@ pub mod app;
 pub mod audit;
 pub mod forget;
 pub mod keeper;
-pub mod produce;
 pub mod refresher;
 pub mod settings;
 
 pub use app::{Roles, Running, start};
 pub use settings::Settings;
+pub use tributary_runtime::produce;

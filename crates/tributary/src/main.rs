@@ -7,6 +7,8 @@ use tributary_log::client::KafkaSettings;
 use tributary_log::topics::{Created, TopicAdmin};
 use tributary_store::Projection;
 
+mod dlq;
+
 /// Tributary keeps retrieval systems fed with documents from the tools teams use.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version)]
@@ -19,7 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// API, processor and projectors in one process (creates topics and migrates first).
+    /// Every role in one process: API, processor, projectors, keeper, refresher, worker,
+    /// deliverer and scheduler (creates topics and migrates first).
     Serve,
     /// The HTTP API only.
     Api,
@@ -32,6 +35,13 @@ enum Command {
     Keeper,
     /// Renews OAuth tokens before they expire (one renewal per credential at a time).
     Refresher,
+    /// Claims sync runs and drives their sources; also watches runs for missed
+    /// heartbeats and stalls. Run several for more runs at once.
+    Worker,
+    /// Delivers document records to the targets, with retries and dead letters.
+    Deliverer,
+    /// Requests the runs profiles' schedules call for (any number may run; none leads).
+    Scheduler,
     /// Key-encryption keys: generate one, re-wrap every data key, show what wraps what.
     Keys {
         #[command(subcommand)]
@@ -77,6 +87,11 @@ enum Command {
         /// Records per Postgres transaction.
         #[arg(long, default_value_t = 20_000)]
         batch: usize,
+    },
+    /// Document dead letters: list them, and redrive them once their target is fixed.
+    Dlq {
+        #[command(subcommand)]
+        action: dlq::Action,
     },
 }
 
@@ -156,6 +171,18 @@ async fn main() -> anyhow::Result<()> {
             refresher: true,
             ..Roles::NONE
         },
+        Command::Worker => Roles {
+            worker: true,
+            ..Roles::NONE
+        },
+        Command::Deliverer => Roles {
+            deliverer: true,
+            ..Roles::NONE
+        },
+        Command::Scheduler => Roles {
+            scheduler: true,
+            ..Roles::NONE
+        },
         Command::Keys { action } => return keys(&settings, action).await,
         Command::Users {
             action: UsersAction::Forget { id },
@@ -193,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rebuild { projection, batch } => {
             return rebuild(&settings, &projection, batch).await;
         }
+        Command::Dlq { action } => return dlq::run(&settings, action).await,
     };
     let metrics = PrometheusBuilder::new()
         .set_buckets(&[

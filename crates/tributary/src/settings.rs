@@ -154,6 +154,74 @@ pub struct Settings {
         global = true
     )]
     pub data_dir: std::path::PathBuf,
+    /// Sync runs one worker process drives at once.
+    #[arg(
+        long,
+        env = "TRIBUTARY_WORKER_SLOTS",
+        default_value_t = 4,
+        global = true
+    )]
+    pub worker_slots: usize,
+    /// Sync runs of one org running at once, across every worker.
+    #[arg(
+        long,
+        env = "TRIBUTARY_RUNS_PER_ORG",
+        default_value_t = 4,
+        global = true
+    )]
+    pub runs_per_org: usize,
+    /// Sync runs of a connector kind running at once, across every worker and org:
+    /// `kind=n[,kind=n...]`, e.g. `web=2,airbyte=1`. Kinds not named are not limited.
+    #[arg(
+        long,
+        env = "TRIBUTARY_RUNS_PER_KIND",
+        default_value = "",
+        global = true
+    )]
+    pub runs_per_kind: String,
+    /// Seconds between a worker's heartbeats for each run it holds.
+    #[arg(
+        long,
+        env = "TRIBUTARY_HEARTBEAT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub heartbeat_secs: u64,
+    /// Seconds without a heartbeat after which a run is interrupted and resumed by
+    /// another worker (heartbeats are recorded at most every 10 s, so keep it above 20).
+    #[arg(
+        long,
+        env = "TRIBUTARY_HEARTBEAT_TIMEOUT",
+        default_value_t = 60,
+        global = true
+    )]
+    pub heartbeat_timeout_secs: u64,
+    /// Seconds without progress (documents from the source, answers from the targets)
+    /// after which a run is flagged as stalled.
+    #[arg(
+        long,
+        env = "TRIBUTARY_STALL_AFTER",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub stall_after_secs: u64,
+    /// Document records per deliverer transaction.
+    #[arg(
+        long,
+        env = "TRIBUTARY_DELIVERER_BATCH",
+        default_value_t = 500,
+        global = true
+    )]
+    pub deliverer_batch: usize,
+    /// In-place retries of a transient delivery failure before it moves on (to a delay
+    /// topic, and in the end to the dead letters).
+    #[arg(
+        long,
+        env = "TRIBUTARY_DELIVERER_RETRIES",
+        default_value_t = 6,
+        global = true
+    )]
+    pub deliverer_retries: usize,
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -186,6 +254,21 @@ impl Settings {
     pub fn kek_ring(&self) -> anyhow::Result<tributary_vault::KekRing> {
         tributary_vault::KekRing::from_config(self.kek.as_deref(), self.kek_file.as_deref())
             .map_err(|e| anyhow::anyhow!("the vault's key-encryption key is not usable: {e}"))
+    }
+
+    /// The worker's run limits, or a clear error about TRIBUTARY_RUNS_PER_KIND.
+    pub fn worker_limits(&self) -> anyhow::Result<tributary_runtime::worker::Limits> {
+        let per_kind = tributary_runtime::worker::Limits::parse_per_kind(&self.runs_per_kind)
+            .map_err(|e| anyhow::anyhow!("TRIBUTARY_RUNS_PER_KIND is not valid: {e}"))?;
+        anyhow::ensure!(
+            self.worker_slots > 0 && self.runs_per_org > 0,
+            "TRIBUTARY_WORKER_SLOTS and TRIBUTARY_RUNS_PER_ORG must be at least 1"
+        );
+        Ok(tributary_runtime::worker::Limits {
+            slots: self.worker_slots,
+            per_org: self.runs_per_org,
+            per_kind,
+        })
     }
 
     pub fn instance_id(&self) -> String {

@@ -18,7 +18,7 @@ async fn create(http: &Http, slug: &str, name: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn org_lifecycle_with_read_your_writes() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
 
     let created = create(&http, "acme", "Acme").await;
@@ -97,7 +97,7 @@ async fn org_lifecycle_with_read_your_writes() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_input_is_422_before_anything_is_sent() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     for (slug, name) in [("Not A Slug", "x"), ("ok-slug", "   "), ("-bad", "x")] {
         let response = create(&http, slug, name).await;
@@ -141,7 +141,7 @@ async fn invalid_input_is_422_before_anything_is_sent() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let mut locations = Vec::new();
     for i in 0..5 {
@@ -232,7 +232,7 @@ async fn accepted_commands_can_be_followed_and_orgs_paged() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projector_batches_are_announced_to_listeners() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let mut notices = tributary_store::notify::listen(env.settings.database_url.clone());
     let within = std::time::Duration::from_secs(10);
@@ -253,7 +253,7 @@ async fn projector_batches_are_announced_to_listeners() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orgs_are_private_to_their_members() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (owner, home) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let (stranger, _) = Http::signed_up(&app, "stranger@example.com", "elsewhere").await?;
     let home = home["org_id"].as_str().unwrap().to_owned();

@@ -50,7 +50,7 @@ fn token<'a>(body: &'a Value, field: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_sign_in_refresh_and_sign_out() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let http = Http::new(&app);
 
     let (status, session) = signup(&http, "Ada@Example.com ", "analytical").await;
@@ -226,7 +226,7 @@ async fn sign_up_sign_in_refresh_and_sign_out() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_tampered_tokens_are_refused() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let http = Http::new(&app);
     let (status, session) = signup(&http, "eve@example.com", "eve").await;
     assert_eq!(status, StatusCode::CREATED, "{session}");
@@ -260,7 +260,7 @@ async fn forged_and_tampered_tokens_are_refused() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_switches_between_their_orgs() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, session) = Http::signed_up(&app, "multi@example.com", "first").await?;
     let first = session["org_id"].as_str().unwrap().to_owned();
     let created = http

@@ -26,7 +26,7 @@ fn row(answer: &Value, n: usize) -> &Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_invite_change_and_deactivate_many_members_at_once() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (owner, session) = Http::signed_up(&app, "owner@example.com", "bulk").await?;
     let org = session["org_id"].as_str().unwrap().to_owned();
     let bulk = format!("/api/v1/orgs/{org}/members/bulk");

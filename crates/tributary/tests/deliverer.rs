@@ -33,7 +33,7 @@ async fn send(
 async fn documents_reach_the_destination_once_and_refusals_are_dead_lettered() -> anyhow::Result<()>
 {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, session) = Http::signed_up(&app, "deliver@example.com", "deliver").await?;
     let org = OrgId(session["org_id"].as_str().unwrap().parse()?);
     let r2r = FakeR2r::start(FakeR2rConfig::default()).await?;
@@ -103,7 +103,7 @@ async fn documents_reach_the_destination_once_and_refusals_are_dead_lettered() -
     };
     let kafka = env.kafka();
     let writer = tokio::task::block_in_place(|| RunWriter::new(&kafka, env.topics(), reference))?;
-    let ended = drive(source.as_mut(), &writer, 0, async || false).await;
+    let ended = drive(source.as_mut(), &writer, 0, || false).await;
     assert!(matches!(ended, Ended::SourceDone { .. }), "{ended:?}");
 
     // The deliverer answers for every record.
@@ -121,6 +121,9 @@ async fn documents_reach_the_destination_once_and_refusals_are_dead_lettered() -
         instance_id: "test".into(),
         batch: 100,
         retries: 10,
+        // With ten retries in place the faults here never exhaust them; a target that
+        // does not exist is permanent, so its records are dead letters at once.
+        delays: vec![std::time::Duration::from_secs(1)],
     };
     let deliverer = tokio::task::block_in_place(|| Deliverer::new(config))?;
     let mut answered = 0;

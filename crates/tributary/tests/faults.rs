@@ -117,11 +117,8 @@ async fn a_projector_killed_mid_batch_ends_equal_to_a_rebuild_from_scratch() -> 
     let env = TestEnv::new().await?;
     let processor = env
         .start(Roles {
-            api: false,
             processor: true,
-            projector: false,
-            keeper: false,
-            refresher: false,
+            ..Roles::NONE
         })
         .await?;
     let ids = env.create_orgs(3000, "proj").await?;

@@ -113,7 +113,7 @@ async fn members(admin: &Http, org: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_is_sealed_per_user_and_forgetting_shreds_it() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let anonymous = Http::new(&app);
     let (status, session) = anonymous
         .send(

@@ -96,6 +96,9 @@ fn fill(path: &str, ids: &HashMap<&str, String>) -> String {
     if path.starts_with("/sync-runs/") {
         out = path.replace("{id}", &ids["run_id"]);
     }
+    if path.starts_with("/dead-letters/") {
+        out = path.replace("{id}", &ids["letter_id"]);
+    }
     out
 }
 
@@ -145,7 +148,7 @@ async fn every_protected_operation_checks_tenant_and_role() -> anyhow::Result<()
                           "token_url": "http://127.0.0.1:9/token" } })
         .to_string(),
     );
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (admin, a) = Http::signed_up(&app, "admin@a.example.com", "org-a").await?;
     let (stranger, _) = Http::signed_up(&app, "admin@b.example.com", "org-b").await?;
     let org = a["org_id"].as_str().unwrap().to_owned();
@@ -210,6 +213,60 @@ async fn every_protected_operation_checks_tenant_and_role() -> anyhow::Result<()
         Ok((status == StatusCode::OK).then_some(()))
     })
     .await?;
+    // A dead letter of org A, recorded as the deliverer records one.
+    let dlq = env.topics().documents_dead_letters();
+    let letter_id = tributary_log::dead_letter::letter_id(&dlq, 0, 0);
+    let at = chrono::Utc::now();
+    let letter = tributary_log::dead_letter::LetterRecorded {
+        id: letter_id,
+        org_id: org.parse()?,
+        profile_id: None,
+        run_id: None,
+        target_id: None,
+        doc_id: Some("matrix/doc".into()),
+        op: Some("upsert".into()),
+        class: "permanent".into(),
+        message: "the target refused it".into(),
+        stage: "deliverer".into(),
+        attempts: 1,
+        first_failure: at,
+        last_failure: at,
+        letter: tributary_log::dead_letter::Coordinates {
+            topic: dlq.clone(),
+            partition: 0,
+            offset: 0,
+        },
+        original: tributary_log::dead_letter::Coordinates {
+            topic: env.topics().documents(),
+            partition: 0,
+            offset: 0,
+        },
+        redrive_of: None,
+    };
+    let mut recorded = tributary_log::Envelope::json(
+        "/tests/matrix",
+        tributary_log::dead_letter::RECORDED,
+        &letter,
+    )?;
+    recorded.org_id = Some(tributary_domain::OrgId(org.parse()?));
+    env.produce(
+        &env.topics().dead_letter_events(),
+        &letter_id.to_string(),
+        &recorded.data,
+        Some(recorded.encode_headers()),
+    )
+    .await?;
+    env.eventually(20, "the dead letter in the read model", || async {
+        let (status, _) = admin
+            .send(
+                Method::GET,
+                &format!("/api/v1/dead-letters/{letter_id}"),
+                None,
+            )
+            .await;
+        Ok((status == StatusCode::OK).then_some(()))
+    })
+    .await?;
     // A target and a profile whose checks answer at once (nothing to reach).
     let target: Value = admin
         .client
@@ -240,6 +297,7 @@ async fn every_protected_operation_checks_tenant_and_role() -> anyhow::Result<()
             profile["id"].as_str().expect("a profile").to_owned(),
         ),
         ("run_id", run_id.clone()),
+        ("letter_id", letter_id.to_string()),
         ("provider", "acme".to_owned()),
         (
             "credential_id",

@@ -25,7 +25,7 @@ async fn me(http: &Http) -> StatusCode {
 async fn admins_manage_members_invitations_domains_and_keys() -> anyhow::Result<()> {
     use reqwest::Method;
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (owner, session) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let org = session["org_id"].as_str().unwrap().to_owned();
     let owner_id = session["user_id"].as_str().unwrap().to_owned();

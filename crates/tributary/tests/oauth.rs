@@ -89,7 +89,7 @@ async fn oauth_credentials_are_authorized_refreshed_and_flagged() -> anyhow::Res
         }})
         .to_string(),
     );
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (admin, session) = Http::signed_up(&app, "admin@example.com", "oauth-org").await?;
     let token = session["access_token"].as_str().unwrap().to_owned();
     let anonymous = Http::new(&app);

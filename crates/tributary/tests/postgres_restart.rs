@@ -14,7 +14,7 @@ const PER_WAVE: usize = 500;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projectors_resume_without_loss_after_postgres_restarts_under_load() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "owner@example.com", "home").await?;
     let pg = env.pg().await?;
 

@@ -38,11 +38,8 @@ async fn bad_commands_are_rejected_dead_lettered_and_do_not_block_the_partition(
     let topics = env.topics();
     let app = env
         .start(Roles {
-            api: false,
             processor: true,
-            projector: false,
-            keeper: false,
-            refresher: false,
+            ..Roles::NONE
         })
         .await?;
     let key = "same-key";
@@ -176,11 +173,8 @@ async fn a_repeated_command_id_gets_its_first_outcome_again() -> anyhow::Result<
     let env = TestEnv::new().await?;
     let app = env
         .start(Roles {
-            api: false,
             processor: true,
-            projector: false,
-            keeper: false,
-            refresher: false,
+            ..Roles::NONE
         })
         .await?;
     let org_id = OrgId::new();
@@ -224,7 +218,7 @@ async fn a_repeated_command_id_gets_its_first_outcome_again() -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_the_system_writes_matches_its_schema() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     // Signing up runs the identity chain: email, slug, org (with a founder), user, session.
     let (http, _) = tributary_testkit::Http::signed_up(&app, "schema@example.com", "home").await?;
     // A failed login lands on the security topic.

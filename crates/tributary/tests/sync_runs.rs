@@ -74,7 +74,7 @@ async fn run_where(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_show_state_counts_progress_and_failures_and_can_be_canceled() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, session) = Http::signed_up(&app, "runs@example.com", "runs").await?;
     let org: Uuid = session["org_id"].as_str().unwrap().parse()?;
     let driver = Driver {
@@ -255,7 +255,7 @@ async fn runs_show_state_counts_progress_and_failures_and_can_be_canceled() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_is_synced_by_hand_once_at_a_time() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, _) = Http::signed_up(&app, "manual@example.com", "manual").await?;
     let (status, target) = http
         .send(

@@ -47,7 +47,7 @@ async fn run_where(
 async fn a_claimed_run_writes_batches_with_their_checkpoints_and_fences_zombies()
 -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let app = env.start(Roles::ALL).await?;
+    let app = env.start(Roles::CONTROL).await?;
     let (http, session) = Http::signed_up(&app, "worker@example.com", "worker").await?;
     let org = OrgId(session["org_id"].as_str().unwrap().parse()?);
     let (profile, target, run) = (ProfileId::new(), TargetId::new(), SyncRunId::new());
@@ -88,7 +88,7 @@ async fn a_claimed_run_writes_batches_with_their_checkpoints_and_fences_zombies(
     let first =
         tokio::task::block_in_place(|| RunWriter::new(&kafka, env.topics(), reference.clone()))?;
     let mut batches_left = 2;
-    let ended = drive(source.as_mut(), &first, 0, async || {
+    let ended = drive(source.as_mut(), &first, 0, || {
         // Stop after two batches: the worker "dies" here.
         batches_left -= 1;
         batches_left < 0
@@ -135,7 +135,7 @@ async fn a_claimed_run_writes_batches_with_their_checkpoints_and_fences_zombies(
     });
     assert!(zombie.is_err(), "the first worker was fenced");
     let mut resumed = synthetic.build(context(Some(checkpoint), true))?;
-    let ended = drive(resumed.as_mut(), &second, seq as u64, async || false).await;
+    let ended = drive(resumed.as_mut(), &second, seq as u64, || false).await;
     match ended {
         Ended::SourceDone { batches, written } => {
             assert_eq!(batches, 2, "one batch of 200 and the final one");

@@ -59,11 +59,24 @@ pub const HEARTBEAT_EVERY_SECS: i64 = 10;
 pub struct Sync;
 
 /// Full: everything at the source. Incremental: from the last successful run's cursor.
+/// Prune: no documents; the source's id listing is compared with what was delivered, and
+/// what is gone at the source is deleted at every target (ADR 0017).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Full,
     Incremental,
+    Prune,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+            Self::Prune => "prune",
+        }
+    }
 }
 
 /// Who asked for a run.
@@ -138,8 +151,8 @@ pub struct RequestRun {
     /// The targets the run feeds, as the profile names them when it is requested.
     pub targets: Vec<TargetId>,
     /// The schedule slot a scheduled run is for: a slot is run once, however many
-    /// schedulers ask for it.
-    #[serde(default)]
+    /// schedulers ask for it. None for a prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
     #[serde(default)]
@@ -596,7 +609,9 @@ impl Aggregate for Sync {
                 }
             }
             SyncEvent::Finished(e) => {
+                // A prune's checkpoint counts deletions; it is no cursor for the next run.
                 if let Some(run) = state.active.take()
+                    && run.mode != Mode::Prune
                     && matches!(e.outcome, Outcome::Succeeded | Outcome::CompletedWithErrors)
                 {
                     state.cursor = run.checkpoint;
@@ -652,6 +667,11 @@ fn request(state: Option<&SyncState>, c: &RequestRun) -> Result<Decision<SyncEve
         {
             return Ok(Decision::done(Vec::new()));
         }
+        // The run just finished, asked for again (a scheduler reading a stale read
+        // model): a run id is never reused.
+        if state.last.is_some_and(|(last, _)| last == c.run_id) {
+            return Ok(Decision::done(Vec::new()));
+        }
         if let Some(run) = &state.active {
             if run.run_id == c.run_id {
                 return Ok(Decision::done(Vec::new()));
@@ -665,7 +685,7 @@ fn request(state: Option<&SyncState>, c: &RequestRun) -> Result<Decision<SyncEve
     }
     let checkpoint = match c.mode {
         Mode::Incremental => state.and_then(|s| s.cursor.clone()),
-        Mode::Full => None,
+        Mode::Full | Mode::Prune => None,
     };
     Ok(Decision::done(vec![SyncEvent::Requested(RunRequested {
         profile_id: c.profile_id,

@@ -179,6 +179,12 @@ impl Run {
                 "worker must name the claiming worker in 1 to 200 bytes",
             ));
         }
+        if self.source_done {
+            return Err(conflict(format!(
+                "the source of run {} is done; it needs no worker, only the targets' answers",
+                self.run_id
+            )));
+        }
         if self.phase == RunPhase::Running {
             return Err(conflict(format!(
                 "run {} is held by {} (attempt {}); it must be interrupted before another \
@@ -277,7 +283,9 @@ impl Run {
         if self.phase != RunPhase::Running || c.attempt.is_some_and(|a| a != self.attempt) {
             return Err(self.superseded(c.attempt.unwrap_or_default()));
         }
-        if !self.stalled && (c.at - self.last_seen).num_seconds() < HEARTBEAT_EVERY_SECS {
+        // A heartbeat says the worker lives, not that the run moves: it never clears a
+        // stall, which only progress (a batch, a delivery report) does.
+        if (c.at - self.last_seen).num_seconds() < HEARTBEAT_EVERY_SECS {
             return Ok(Decision::done(Vec::new()));
         }
         Ok(Decision::done(vec![SyncEvent::Alive(
@@ -299,7 +307,11 @@ impl Run {
     }
 
     pub(super) fn interrupt(&self, c: &RunSignal) -> Decided {
-        if self.phase != RunPhase::Running || c.attempt.is_some_and(|a| a != self.attempt) {
+        // A run whose source is done needs no worker any more: it waits for the targets.
+        if self.phase != RunPhase::Running
+            || self.source_done
+            || c.attempt.is_some_and(|a| a != self.attempt)
+        {
             return Ok(Decision::done(Vec::new()));
         }
         let reason = c
@@ -368,11 +380,9 @@ impl Run {
                 let target = self.counts.targets.entry(e.target_id).or_default();
                 target.delivered += e.delivered;
                 target.failed += e.failed;
-            }
-            SyncEvent::Alive(e) => {
                 self.stalled = false;
-                self.last_seen = e.at;
             }
+            SyncEvent::Alive(e) => self.last_seen = e.at,
             SyncEvent::Stalled(_) => self.stalled = true,
             SyncEvent::Interrupted(_) => {
                 self.phase = RunPhase::Interrupted;

@@ -238,7 +238,7 @@ fn an_empty_source_finishes_at_once_and_batches_are_recorded_once_in_order() {
 }
 
 #[test]
-fn heartbeats_are_recorded_sparingly_and_clear_a_stall() {
+fn heartbeats_are_recorded_sparingly_and_only_progress_clears_a_stall() {
     let p = profile();
     let run = SyncRunId::new();
     let (s, _) = step::<Sync>(None, REQUEST, p.request(run, "full"));
@@ -259,9 +259,36 @@ fn heartbeats_are_recorded_sparingly_and_clear_a_stall() {
             .events
             .is_empty()
     );
+    // The worker lives, but the run does not move: still stalled.
     let (s, d) = step::<Sync>(s, HEARTBEAT, p.signal(run, 601));
     assert_eq!(d.events.len(), 1);
+    assert!(s.as_ref().unwrap().active.as_ref().unwrap().stalled);
+    let (s, _) = step::<Sync>(s, RECORD_BATCH, p.batch(run, 1, 1, 0, false));
     assert!(!s.unwrap().active.unwrap().stalled);
+}
+
+#[test]
+fn a_run_whose_source_is_done_needs_no_worker() {
+    let p = profile();
+    let run = SyncRunId::new();
+    let (s, _) = step::<Sync>(None, REQUEST, p.request(run, "full"));
+    let (s, _) = step::<Sync>(s, START, p.start(run, "worker:a"));
+    let (s, d) = step::<Sync>(s, RECORD_BATCH, p.batch(run, 1, 1, 3, true));
+    assert!(finished(&d).is_none(), "the target has not answered yet");
+    // The worker let go once the source was done: its missing heartbeats change nothing.
+    assert!(
+        when::<Sync>(s.as_ref(), INTERRUPT, p.signal(run, 120))
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    let refused = when::<Sync>(s.as_ref(), START, p.start(run, "worker:b")).unwrap_err();
+    assert_eq!(refused.code, RejectionCode::Conflict);
+    assert!(
+        refused.reason.contains("needs no worker"),
+        "{}",
+        refused.reason
+    );
 }
 
 #[test]
@@ -296,5 +323,53 @@ fn bad_input_is_refused_with_a_reason() {
             .unwrap_err()
             .code,
         RejectionCode::NotFound
+    );
+}
+
+#[test]
+fn a_prune_starts_from_no_checkpoint_and_leaves_the_cursor_alone() {
+    let p = profile();
+    let sync = SyncRunId::new();
+    let (s, _) = step::<Sync>(None, REQUEST, p.request(sync, "full"));
+    let (s, _) = step::<Sync>(s, START, p.start(sync, "worker:a"));
+    let (s, _) = step::<Sync>(s, RECORD_BATCH, p.batch(sync, 1, 1, 0, true));
+    assert_eq!(s.as_ref().unwrap().cursor, Some(json!({ "position": 1 })));
+
+    let prune = SyncRunId::new();
+    let (s, d) = step::<Sync>(s, REQUEST, p.request(prune, "prune"));
+    assert!(
+        matches!(&d.events[0], SyncEvent::Requested(e) if e.mode == Mode::Prune && e.checkpoint.is_none())
+    );
+    let (s, _) = step::<Sync>(s, START, p.start(prune, "worker:a"));
+    let mut last = p.batch(prune, 1, 1, 0, true);
+    last["deletions"] = json!(2);
+    last["checkpoint"] = json!({ "pruned": 2, "after": "b" });
+    let (s, d) = step::<Sync>(s, RECORD_BATCH, last);
+    assert!(
+        finished(&d).is_none(),
+        "the targets answer for the deletions"
+    );
+    let answered = json!([{ "attempt": 1, "seq": 1, "delivered": 2, "failed": 0 }]);
+    let (s, d) = step::<Sync>(s, RECORD_DELIVERIES, p.delivered(prune, answered));
+    let end = finished(&d).expect("every deletion answered");
+    assert_eq!((end.outcome, end.counts.deletions), (Outcome::Succeeded, 2));
+    let s = s.unwrap();
+    assert_eq!(
+        s.cursor,
+        Some(json!({ "position": 1 })),
+        "a prune's count is no cursor"
+    );
+
+    // Asked for again once finished (a stale scheduler): no second run under its id.
+    let again = when::<Sync>(Some(&s), REQUEST, p.request(prune, "prune")).unwrap();
+    assert!(again.events.is_empty());
+    let next = when::<Sync>(
+        Some(&s),
+        REQUEST,
+        p.request(SyncRunId::new(), "incremental"),
+    )
+    .unwrap();
+    assert!(
+        matches!(&next.events[0], SyncEvent::Requested(e) if e.checkpoint == Some(json!({ "position": 1 })))
     );
 }

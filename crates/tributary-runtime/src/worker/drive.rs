@@ -6,6 +6,7 @@
 //! (interrupted) rather than failed, so it resumes later from its checkpoint without a
 //! person restarting it.
 
+use super::credential::CredentialUpdates;
 use super::write::{RunWriter, Written};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::time::Duration;
@@ -24,24 +25,37 @@ pub enum Ended {
     GaveUp(String),
 }
 
-/// Pulls and writes batches `start_seq + 1, …`. `should_stop` is asked before each pull;
-/// `waiting` is told whenever the source asked to wait (to keep the heartbeat going).
+/// Pulls and writes batches `start_seq + 1, …`. `should_stop` is asked before each pull
+/// and while the source asks to wait.
 pub async fn drive(
     source: &mut dyn Source,
     writer: &RunWriter,
     start_seq: u64,
-    mut should_stop: impl AsyncFnMut() -> bool,
+    should_stop: impl FnMut() -> bool + Send,
+) -> Ended {
+    drive_with(source, writer, start_seq, should_stop, None).await
+}
+
+/// [`drive`], storing the credential values the source hands back in `updates` before
+/// the batch that follows them is written.
+pub async fn drive_with(
+    source: &mut dyn Source,
+    writer: &RunWriter,
+    start_seq: u64,
+    mut should_stop: impl FnMut() -> bool + Send,
+    updates: Option<&dyn CredentialUpdates>,
 ) -> Ended {
     let mut seq = start_seq;
     let mut total = Written::default();
     let mut last_checkpoint = serde_json::Value::Null;
+    let mut last_progress = Default::default();
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
         .with_max_delay(Duration::from_secs(60))
         .with_max_times(8)
         .with_jitter();
     loop {
-        if should_stop().await {
+        if should_stop() {
             return Ended::Stopped;
         }
         let mut delays = backoff.build();
@@ -54,7 +68,7 @@ pub async fn drive(
                 }) => {
                     tracing::info!(?retry_after, %message, "the source is rate limiting this run; waiting");
                     tokio::time::sleep(retry_after).await;
-                    if should_stop().await {
+                    if should_stop() {
                         return Ended::Stopped;
                     }
                 }
@@ -68,19 +82,36 @@ pub async fn drive(
                 Err(e) => return Ended::Failed(e),
             }
         };
-        let (batch, done) = match batch {
+        let (mut batch, done) = match batch {
             Some(batch) => {
                 last_checkpoint = batch.checkpoint.clone();
+                last_progress = batch.progress;
                 (batch, false)
             }
+            // The closing batch keeps where the run got to.
             None => (
                 Batch {
                     checkpoint: last_checkpoint.clone(),
+                    progress: last_progress,
                     ..Batch::default()
                 },
                 true,
             ),
         };
+        if let Some(value) = batch.credential_update.take() {
+            match updates {
+                Some(updates) => {
+                    if let Err(why) = updates.store(value).await {
+                        tracing::error!(%why, "the source changed its credential, but the change \
+                            could not be stored; if the old value no longer works, the next run \
+                            fails to authenticate: enter the new value in the credential");
+                    }
+                }
+                None => tracing::warn!(
+                    "the source changed its credential, but the profile has none to keep it in"
+                ),
+            }
+        }
         seq += 1;
         let mut attempts = 0;
         let written = loop {

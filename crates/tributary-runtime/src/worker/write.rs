@@ -11,7 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::time::{Duration, Instant};
 use tributary_connectors::source::Batch;
-use tributary_domain::document::{DocumentRecord, headers, record_key};
+use tributary_domain::document::{self, DocumentRecord, headers, record_key};
 use tributary_domain::sync::{self, Failure, MAX_FAILURES};
 use tributary_domain::{OrgId, ProfileId, SyncRunId, TargetId};
 use tributary_log::client::KafkaSettings;
@@ -75,7 +75,10 @@ impl RunWriter {
         })
     }
 
-    fn headers(&self, seq: u64) -> OwnedHeaders {
+    /// The record's own headers, plus CloudEvents attributes (type = the operation,
+    /// subject = the record key, org, correlation = the run) so that the projectors'
+    /// decoder reads document records like any event (the `documents` read model).
+    fn headers(&self, seq: u64, key: &str, delete: bool) -> OwnedHeaders {
         let (org, profile, run, attempt, seq) = (
             self.run.org.to_string(),
             self.run.profile.to_string(),
@@ -83,7 +86,16 @@ impl RunWriter {
             self.run.attempt.to_string(),
             seq.to_string(),
         );
-        OwnedHeaders::new_with_capacity(6)
+        let (ty, op) = if delete {
+            (document::DELETED, "delete")
+        } else {
+            (document::UPSERTED, "upsert")
+        };
+        let mut env = Envelope::new(SOURCE, ty, Vec::new());
+        env.subject = Some(key.to_owned());
+        env.org_id = Some(self.run.org);
+        env.correlation_id = Some(run.clone());
+        env.encode_headers()
             .insert(Header {
                 key: headers::ORG,
                 value: Some(&org),
@@ -107,6 +119,10 @@ impl RunWriter {
             .insert(Header {
                 key: headers::TARGETS,
                 value: Some(&self.targets),
+            })
+            .insert(Header {
+                key: headers::OP,
+                value: Some(op),
             })
     }
 
@@ -173,7 +189,7 @@ impl RunWriter {
                     });
                     continue;
                 }
-                self.send(&topic, &key, &payload, self.headers(seq))?;
+                self.send(&topic, &key, &payload, self.headers(seq, &key, false))?;
                 written.documents += 1;
             }
             for doc_id in &batch.deleted {
@@ -182,7 +198,7 @@ impl RunWriter {
                     doc_id: doc_id.clone(),
                 })
                 .unwrap_or_default();
-                self.send(&topic, &key, &payload, self.headers(seq))?;
+                self.send(&topic, &key, &payload, self.headers(seq, &key, true))?;
                 written.deletions += 1;
             }
             written.failed = failures.len() as u64;

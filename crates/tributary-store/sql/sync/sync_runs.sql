@@ -29,7 +29,11 @@ CREATE TABLE IF NOT EXISTS {table} (
     slot              timestamptz,
     requested_at      timestamptz NOT NULL,
     started_at        timestamptz,
+    -- The last batch or delivery report: a run whose progress stops is flagged stalled.
     last_progress_at  timestamptz,
+    -- The last sign of life from the worker holding it: when these stop, it is
+    -- interrupted and another worker resumes it.
+    heartbeat_at      timestamptz,
     finished_at       timestamptz,
     updated_at        timestamptz NOT NULL
 );

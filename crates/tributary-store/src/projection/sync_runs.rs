@@ -84,7 +84,7 @@ pub(super) async fn apply(
                     "UPDATE {runs} SET state = 'running', attempt = $2, worker = $3,
                          stalled = false, stalled_reason = NULL,
                          started_at = coalesce(started_at, $4), last_progress_at = $4,
-                         updated_at = $4
+                         heartbeat_at = $4, updated_at = $4
                      WHERE id = $1"
                 );
                 exec(tx, &sql, &[&run, &(e.attempt as i32), &e.worker, &e.at]).await?
@@ -95,7 +95,7 @@ pub(super) async fn apply(
                          deletions = deletions + $4, source_failed = source_failed + $5,
                          checkpoint = $6, progress_done = $7, progress_total = $8,
                          source_done = $9, stalled = false, stalled_reason = NULL,
-                         last_progress_at = $10, updated_at = $10
+                         last_progress_at = $10, heartbeat_at = $10, updated_at = $10
                      WHERE id = $1"
                 );
                 let params: [&(dyn ToSql + Sync); 10] = [
@@ -121,7 +121,8 @@ pub(super) async fn apply(
                          targets = jsonb_set(targets, ARRAY[$2], jsonb_build_object(
                              'delivered', coalesce((targets -> $2 ->> 'delivered')::bigint, 0) + $3,
                              'failed', coalesce((targets -> $2 ->> 'failed')::bigint, 0) + $4)),
-                         updated_at = $5
+                         stalled = false, stalled_reason = NULL,
+                         last_progress_at = greatest(last_progress_at, $5), updated_at = $5
                      WHERE id = $1"
                 );
                 let params: [&(dyn ToSql + Sync); 5] = [
@@ -136,10 +137,8 @@ pub(super) async fn apply(
                 n
             }
             SyncEvent::Alive(e) => {
-                let sql = format!(
-                    "UPDATE {runs} SET stalled = false, stalled_reason = NULL,
-                         last_progress_at = $2, updated_at = $2 WHERE id = $1"
-                );
+                let sql =
+                    format!("UPDATE {runs} SET heartbeat_at = $2, updated_at = $2 WHERE id = $1");
                 exec(tx, &sql, &[&run, &e.at]).await?
             }
             SyncEvent::Stalled(e) => {

@@ -1,5 +1,6 @@
-//! Commands from Tributary's own background roles (keeper, refresher): produced like an
-//! upstream system would, and their outcomes read from the commands read model.
+//! Commands from Tributary's own background roles (keeper, refresher, worker, monitor,
+//! scheduler): produced like an upstream system would, and their outcomes read from the
+//! commands read model.
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::{Duration, Instant};
@@ -13,12 +14,29 @@ pub async fn command(
     producer: &FutureProducer,
     topics: &Topics,
     source: &str,
-    (aggregate, key): (&str, &str),
+    target: (&str, &str),
     ty: &str,
     org: impl Into<Option<OrgId>>,
     data: &serde_json::Value,
 ) -> anyhow::Result<CommandId> {
     let id = CommandId::new();
+    command_with_id(producer, topics, source, target, ty, org, data, id).await
+}
+
+/// [`command`] with a given id: a command sent again under the same id (by a retry, or
+/// by another process deciding the same thing) gets the first outcome and changes
+/// nothing more.
+#[allow(clippy::too_many_arguments)]
+pub async fn command_with_id(
+    producer: &FutureProducer,
+    topics: &Topics,
+    source: &str,
+    (aggregate, key): (&str, &str),
+    ty: &str,
+    org: impl Into<Option<OrgId>>,
+    data: &serde_json::Value,
+    id: CommandId,
+) -> anyhow::Result<CommandId> {
     let mut env = Envelope::new(source, ty, serde_json::to_vec(data)?);
     env.id = id.to_string();
     env.subject = Some(key.to_owned());

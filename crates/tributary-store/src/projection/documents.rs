@@ -1,0 +1,104 @@
+//! The `documents` read model: every document a profile's runs wrote to
+//! `<prefix>.documents`, and whether its last record was a deletion. Pruning compares
+//! the live ones with the source's id listing (ADR 0017).
+//!
+//! Document records carry CloudEvents attributes besides their own headers: `ce_type`
+//! says upsert or delete, `ce_subject` is the record key `<profile>/<doc id>`, `ce_orgid`
+//! the org and `ce_correlationid` the run, so this projection never parses a payload of
+//! up to 64 MiB. A record whose type is neither falls back to the payload's `op`.
+//!
+//! Records of a zombie's batch that the sync aggregate never recorded are indexed too.
+//! That is harmless: at worst a prune deletes, again, a document no target holds, and
+//! sinks delete idempotently. System-only: tenants read no row.
+
+use super::{Table, decode_error};
+use crate::error::{Result, pg};
+use serde::Deserialize;
+use std::collections::HashMap;
+use tokio_postgres::Transaction;
+use tributary_domain::document::{DELETED, UPSERTED};
+use tributary_log::Envelope;
+use uuid::Uuid;
+
+pub(super) const TABLES: &[Table] = &[Table {
+    name: "documents",
+    policy: None,
+    ddl: include_str!("../../sql/documents/documents.sql"),
+}];
+
+/// The payload's `op`, without the document.
+#[derive(Deserialize)]
+struct Op {
+    op: String,
+}
+
+pub(super) async fn apply(
+    tx: &Transaction<'_>,
+    table: &str,
+    batch: &[(&str, &Envelope)],
+) -> Result<u64> {
+    // One row per document: a batch may hold several records of one document (one
+    // partition, in order), and a statement may change a row only once.
+    let mut rows: HashMap<(Uuid, String), serde_json::Value> = HashMap::new();
+    let mut order = Vec::new();
+    for (_, env) in batch {
+        let deleted = match env.ty.as_str() {
+            UPSERTED => false,
+            DELETED => true,
+            _ => match serde_json::from_slice::<Op>(&env.data) {
+                Ok(op) if op.op == "upsert" => false,
+                Ok(op) if op.op == "delete" => true,
+                // Not a document record (nothing else is written to this topic).
+                _ => continue,
+            },
+        };
+        // A record this projection cannot place is skipped, not retried forever: it
+        // costs at most a document a prune does not know of.
+        let place = env
+            .subject
+            .as_deref()
+            .and_then(|k| k.split_once('/'))
+            .and_then(|(p, d)| Some((p.parse::<Uuid>().ok()?, d)))
+            .zip(env.org_id);
+        let Some(((profile, doc_id), org)) = place else {
+            let e = decode_error(
+                env,
+                "a document record needs ce_subject <profile>/<doc id> and ce_orgid",
+            );
+            tracing::warn!(error = %e, "skipping a document record");
+            continue;
+        };
+        let run: Option<Uuid> = env.correlation_id.as_deref().and_then(|r| r.parse().ok());
+        let key = (profile, doc_id.to_owned());
+        if !rows.contains_key(&key) {
+            order.push(key.clone());
+        }
+        rows.insert(
+            key,
+            serde_json::json!({
+                "profile_id": profile, "doc_id": doc_id, "org_id": org.0,
+                "deleted": deleted, "run_id": run,
+                "updated_at": env.time.unwrap_or_else(chrono::Utc::now),
+            }),
+        );
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<serde_json::Value> = order
+        .into_iter()
+        .filter_map(|key| rows.remove(&key))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} (profile_id, doc_id, org_id, deleted, run_id, updated_at)
+         SELECT profile_id, doc_id, org_id, deleted, run_id, updated_at
+         FROM jsonb_to_recordset($1) AS r(profile_id uuid, doc_id text, org_id uuid,
+             deleted boolean, run_id uuid, updated_at timestamptz)
+         ON CONFLICT (profile_id, doc_id) DO UPDATE SET org_id = excluded.org_id,
+             deleted = excluded.deleted, run_id = excluded.run_id,
+             updated_at = excluded.updated_at"
+    );
+    tx.execute(&sql, &[&serde_json::Value::Array(rows)])
+        .await
+        .map_err(pg("writing the documents read model"))
+}
