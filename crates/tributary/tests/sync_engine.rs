@@ -365,3 +365,49 @@ async fn a_credential_the_source_rotated_is_stored_sealed() -> anyhow::Result<()
     app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_that_shuts_down_hands_its_run_back_at_once() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let app = env
+        .start(Roles {
+            worker: false,
+            scheduler: false,
+            ..Roles::ALL
+        })
+        .await?;
+    let (http, _) = Http::signed_up(&app, "handback@example.com", "handback").await?;
+    let (target, _) = csv_target(&http, &env, "handback").await?;
+    let slow = synthetic_profile(
+        &http,
+        &target,
+        json!({ "count": 100000, "batch_size": 5, "size_bytes": 64,
+                "rate_limit_every": 1, "rate_limit_retry_after_ms": 300 }),
+    )
+    .await?;
+    let run = sync_now(&http, &slow).await?;
+    let worker = env
+        .start(Roles {
+            worker: true,
+            ..Roles::NONE
+        })
+        .await?;
+    run_where(&env, &http, &run, 30, "the run moving", |r| {
+        r["state"] == "running" && r["counts"]["fetched"].as_u64() > Some(0)
+    })
+    .await?;
+    worker.shutdown().await;
+    // Well within the 60 s heartbeat timeout: the worker said so itself.
+    let handed_back = run_where(&env, &http, &run, 15, "the handed-back run", |r| {
+        r["state"] == "interrupted"
+    })
+    .await?;
+    assert!(
+        handed_back["stalled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("shut down")),
+        "{handed_back}"
+    );
+    app.shutdown().await;
+    Ok(())
+}
