@@ -113,22 +113,9 @@ pub async fn drive_with(
             }
         }
         seq += 1;
-        let mut attempts = 0;
-        let written = loop {
-            match tokio::task::block_in_place(|| writer.write(seq, &batch, done)) {
-                Ok(written) => break written,
-                Err(e) if attempts < 3 => {
-                    attempts += 1;
-                    tracing::warn!(error = %e, seq, "writing a batch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500 * attempts)).await;
-                }
-                Err(e) => {
-                    return Ended::GaveUp(format!(
-                        "batch {seq} could not be written to Kafka ({e}); the run resumes from \
-                         its last checkpoint"
-                    ));
-                }
-            }
+        let written = match write_retrying(writer, seq, &batch, done).await {
+            Ok(written) => written,
+            Err(ended) => return ended,
         };
         total.documents += written.documents;
         total.deletions += written.deletions;
@@ -138,6 +125,33 @@ pub async fn drive_with(
                 batches: seq - start_seq,
                 written: total,
             };
+        }
+    }
+}
+
+/// Writes batch `seq`, retrying a failed transaction three times with a growing pause;
+/// then hands the run back (`GaveUp`) to resume from its last committed checkpoint.
+pub(super) async fn write_retrying(
+    writer: &RunWriter,
+    seq: u64,
+    batch: &Batch,
+    done: bool,
+) -> Result<Written, Ended> {
+    let mut attempts = 0;
+    loop {
+        match tokio::task::block_in_place(|| writer.write(seq, batch, done)) {
+            Ok(written) => return Ok(written),
+            Err(e) if attempts < 3 => {
+                attempts += 1;
+                tracing::warn!(error = %e, seq, "writing a batch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 * attempts)).await;
+            }
+            Err(e) => {
+                return Err(Ended::GaveUp(format!(
+                    "batch {seq} could not be written to Kafka ({e}); the run resumes from its \
+                     last checkpoint"
+                )));
+            }
         }
     }
 }

@@ -18,7 +18,7 @@
 //! worker that shuts down interrupts its runs itself, so they resume at once.
 
 use super::credential::{CredentialStore, CredentialUpdates};
-use super::drive::{Ended, drive_with};
+use super::drive::{Ended, drive_with, write_retrying};
 use super::write::{RunRef, RunWriter, Written};
 use crate::produce;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -503,22 +503,9 @@ impl Worker {
             };
             seq += 1;
             let done = i == last;
-            let mut attempts = 0;
-            let written = loop {
-                match tokio::task::block_in_place(|| writer.write(seq, &batch, done)) {
-                    Ok(written) => break written,
-                    Err(e) if attempts < 3 => {
-                        attempts += 1;
-                        tracing::warn!(error = %e, seq, "writing a prune batch failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500 * attempts)).await;
-                    }
-                    Err(e) => {
-                        return Ok(Ended::GaveUp(format!(
-                            "batch {seq} could not be written to Kafka ({e}); the prune resumes \
-                             from its last checkpoint"
-                        )));
-                    }
-                }
+            let written = match write_retrying(writer, seq, &batch, done).await {
+                Ok(written) => written,
+                Err(ended) => return Ok(ended),
             };
             written_total.deletions += written.deletions;
         }
