@@ -15,7 +15,7 @@
 //! the mean of the two: the machines this runs on are shared.
 //!
 //! Knobs: `BENCH_N` documents (200,000), `BENCH_SOURCE_BATCH` documents per source batch
-//! (1,000), `BENCH_DELIVERER_BATCH` records per deliverer transaction (500, the `serve`
+//! (1,000), `BENCH_DELIVERER_BATCH` records per deliverer transaction (2,000, the `serve`
 //! default), `BENCH_TIMEOUT_SECS` (1,800), `BENCH_STAGES=0` skips the step times.
 //! `BENCH_SERVE_LOG=<file>` keeps `tributary serve`'s log (`RUST_LOG`, default `info`);
 //! `TEST_LOG=1` shows it on stderr. `TRIBUTARY_BIN` names the `tributary` binary
@@ -78,7 +78,7 @@ struct Ours {
 async fn bench() -> anyhow::Result<()> {
     let n = size(200_000);
     let source_batch = knob("BENCH_SOURCE_BATCH", 1_000);
-    let deliverer_batch = knob("BENCH_DELIVERER_BATCH", 500);
+    let deliverer_batch = knob("BENCH_DELIVERER_BATCH", 2_000);
     let timeout = Duration::from_secs(knob("BENCH_TIMEOUT_SECS", 1_800) as u64);
     let bin = tributary_bin()?;
     eprintln!(

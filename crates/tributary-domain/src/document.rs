@@ -210,6 +210,40 @@ impl DocumentRecord {
             Self::Delete { doc_id } => doc_id,
         }
     }
+
+    /// Parses a record's JSON. `op` is the record's [`headers::OP`] when it has one: it
+    /// picks the variant up front, so the document is parsed once, where serde's tagged
+    /// enum would first buffer the whole payload to find the tag. A payload whose `op`
+    /// disagrees with the header is refused.
+    pub fn from_json(bytes: &[u8], op: Option<&str>) -> serde_json::Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum UpsertTag {
+            Upsert,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Upsert {
+            #[serde(rename = "op")]
+            _op: UpsertTag,
+            document: Document,
+        }
+        match op {
+            Some("upsert") => serde_json::from_slice::<Upsert>(bytes).map(|u| Self::Upsert {
+                document: u.document,
+            }),
+            _ => serde_json::from_slice(bytes),
+        }
+    }
+}
+
+/// A [`DocumentRecord`] to be written, borrowing its document: the same JSON without a
+/// copy of the document.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DocumentRecordRef<'a> {
+    Upsert { document: &'a Document },
+    Delete { doc_id: &'a str },
 }
 
 /// `<profile id>/<document id>`: the key of a document's records.
@@ -257,5 +291,37 @@ mod record_tests {
         assert_eq!(upsert.doc_id(), "doc-1");
         let profile = crate::ProfileId::new();
         assert_eq!(record_key(&profile, "a/b"), format!("{profile}/a/b"));
+    }
+
+    #[test]
+    fn borrowed_records_write_the_same_json_and_the_op_header_reads_it_back() {
+        let document = Document::text("synthetic", "doc-1", "One", "text");
+        let owned = serde_json::to_vec(&DocumentRecord::Upsert {
+            document: document.clone(),
+        })
+        .unwrap();
+        let borrowed = serde_json::to_vec(&DocumentRecordRef::Upsert {
+            document: &document,
+        })
+        .unwrap();
+        assert_eq!(owned, borrowed);
+        let delete = serde_json::to_vec(&DocumentRecordRef::Delete { doc_id: "doc-2" }).unwrap();
+        assert_eq!(delete, br#"{"op":"delete","doc_id":"doc-2"}"#);
+
+        let fast = DocumentRecord::from_json(&borrowed, Some("upsert")).unwrap();
+        assert_eq!(fast, DocumentRecord::from_json(&borrowed, None).unwrap());
+        assert_eq!(fast.doc_id(), "doc-1");
+        assert_eq!(
+            DocumentRecord::from_json(&delete, Some("delete"))
+                .unwrap()
+                .doc_id(),
+            "doc-2"
+        );
+        // A header that disagrees with the payload, or a field the record does not
+        // have, is an error, not a guess.
+        assert!(DocumentRecord::from_json(&delete, Some("upsert")).is_err());
+        let extra = br#"{"op":"upsert","document":{"id":"x","sections":[],"source":"s","semantic_identifier":"x"},"more":1}"#;
+        assert!(DocumentRecord::from_json(extra, Some("upsert")).is_err());
+        assert!(DocumentRecord::from_json(extra, None).is_err());
     }
 }

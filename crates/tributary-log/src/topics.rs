@@ -41,6 +41,11 @@ pub enum TopicRole {
     /// Document changes between workers and deliverers: a week, so a stopped deliverer
     /// can catch up; large records allowed, so a document of tens of megabytes passes.
     Documents,
+    /// The latest change of each document, without its content (key `<profile>/<doc
+    /// id>`, CloudEvents headers, an empty value for an upsert and a tombstone for a
+    /// deletion): compacted, so what was delivered is known for as long as the
+    /// installation lives, not only for the documents topic's week.
+    Index,
     /// Document records waiting for their next delivery attempt after a transient
     /// failure: like documents (a week is far longer than any delay, so a stopped
     /// deliverer loses nothing), large records allowed.
@@ -63,6 +68,10 @@ impl TopicRole {
             Self::CommandResults => &[
                 ("cleanup.policy", "compact,delete"),
                 ("retention.ms", WEEK_MS),
+            ],
+            Self::Index => &[
+                ("cleanup.policy", "compact"),
+                ("min.cleanable.dirty.ratio", "0.5"),
             ],
             Self::Documents | Self::Delay => &[
                 ("cleanup.policy", "delete"),
@@ -121,6 +130,12 @@ impl Topics {
         format!("{}.documents", self.prefix)
     }
 
+    /// One small record per document change, written with it in the same transaction:
+    /// the source of the `documents` read model (pruning), see [`TopicRole::Index`].
+    pub fn documents_index(&self) -> String {
+        format!("{}.documents.index", self.prefix)
+    }
+
     /// Document deliveries that need a human (permanent errors, retries exhausted).
     pub fn documents_dead_letters(&self) -> String {
         format!("{}.documents.dead-letters", self.prefix)
@@ -160,6 +175,7 @@ impl Topics {
         topics.push((self.security(), TopicRole::Events));
         topics.push((self.vault(), TopicRole::Events));
         topics.push((self.documents(), TopicRole::Documents));
+        topics.push((self.documents_index(), TopicRole::Index));
         for level in 1..=RETRY_LEVELS {
             topics.push((self.documents_retry(level), TopicRole::Delay));
         }

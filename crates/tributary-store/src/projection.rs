@@ -124,7 +124,7 @@ impl Projection {
             Self::SyncRuns => vec![topics.events("sync")],
             Self::Catalog => vec![topics.events("target"), topics.events("profile")],
             Self::DeadLetters => vec![topics.dead_letter_events()],
-            Self::Documents => vec![topics.documents()],
+            Self::Documents => vec![topics.documents_index()],
             Self::Commands => {
                 let mut all: Vec<String> = tributary_domain::AGGREGATES
                     .iter()

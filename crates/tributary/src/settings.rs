@@ -205,11 +205,12 @@ pub struct Settings {
         global = true
     )]
     pub stall_after_secs: u64,
-    /// Document records per deliverer transaction.
+    /// Document records per deliverer transaction (at most; a poll gathers what
+    /// arrives within 200 ms).
     #[arg(
         long,
         env = "TRIBUTARY_DELIVERER_BATCH",
-        default_value_t = 500,
+        default_value_t = 2000,
         global = true
     )]
     pub deliverer_batch: usize,

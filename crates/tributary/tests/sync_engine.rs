@@ -411,3 +411,80 @@ async fn a_worker_that_shuts_down_hands_its_run_back_at_once() -> anyhow::Result
     app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_document_of_tens_of_megabytes_passes_whole_and_a_too_large_one_fails_alone()
+-> anyhow::Result<()> {
+    const BIG: u64 = 20_000_000;
+    let env = TestEnv::new().await?;
+    let app = env.start(Roles::ALL).await?;
+    let (http, _) = Http::signed_up(&app, "large@example.com", "large").await?;
+    let (target, path) = csv_target(&http, &env, "large").await?;
+    // 20 MB each: every batch holds one (batches stop at 16 MiB of text), and each
+    // record is far bigger than the deliverer's 4 MiB partition fetch.
+    let big = synthetic_profile(
+        &http,
+        &target,
+        json!({ "count": 2, "size_bytes": BIG, "seed": 9 }),
+    )
+    .await?;
+    // 64 MiB of text: more than a document record may be.
+    let huge = synthetic_profile(
+        &http,
+        &target,
+        json!({ "count": 1, "size_bytes": 64 * 1024 * 1024, "seed": 9 }),
+    )
+    .await?;
+    let small = synthetic_profile(&http, &target, json!({ "count": 50, "size_bytes": 64 })).await?;
+    let runs = [
+        sync_now(&http, &big).await?,
+        sync_now(&http, &huge).await?,
+        sync_now(&http, &small).await?,
+    ];
+    let mut done = Vec::new();
+    for run in &runs {
+        done.push(
+            run_where(&env, &http, run, 240, "the finished run", |r| {
+                r["finished_at"].is_string()
+            })
+            .await?,
+        );
+    }
+    assert_eq!(done[0]["state"], "succeeded", "{}", done[0]);
+    assert_eq!(done[0]["counts"]["delivered"], 2, "{}", done[0]);
+    assert_eq!(
+        done[1]["state"], "completed_with_errors",
+        "the too-large document is that run's one error: {}",
+        done[1]
+    );
+    assert_eq!(done[1]["counts"]["failed"], 1, "{}", done[1]);
+    assert_eq!(done[1]["counts"]["delivered"], 0, "{}", done[1]);
+    let failure = &done[1]["failures"][0];
+    assert_eq!(failure["doc_id"], "doc-000000", "{failure}");
+    let message = failure["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("more than the 64 MiB") && message.contains("split it"),
+        "the failure says why and what to do: {message}"
+    );
+    assert_eq!(done[2]["state"], "succeeded", "{}", done[2]);
+    assert_eq!(done[2]["counts"]["delivered"], 50, "{}", done[2]);
+
+    // The big documents arrived whole.
+    let mut reader = csv::Reader::from_path(&path)?;
+    let text_column = reader
+        .headers()?
+        .iter()
+        .position(|h| h == "text")
+        .expect("a text column");
+    let mut big_rows = 0;
+    for record in reader.records() {
+        let record = record?;
+        if record[text_column].len() as u64 >= BIG {
+            assert_eq!(record[text_column].len() as u64, BIG, "exactly the text");
+            big_rows += 1;
+        }
+    }
+    assert_eq!(big_rows, 2, "both 20 MB documents, each once");
+    app.shutdown().await;
+    Ok(())
+}

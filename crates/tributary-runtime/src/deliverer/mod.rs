@@ -115,9 +115,18 @@ impl Deliverer {
     pub fn new(config: DelivererConfig) -> Result<Self, KafkaError> {
         let group = format!("{}.deliverer", config.topics.prefix());
         let mut consumer_config = config.kafka.consumer(&group);
+        // Fetches stay small, so what the consumer prefetches (and so its memory) does
+        // not grow with the backlog; a record bigger than a fetch still comes whole,
+        // alone (the broker returns the first batch of a fetch however big), which is
+        // why a response may be as large as the largest document.
         consumer_config
-            .set("fetch.max.bytes", (2 * DOCUMENT_MAX_BYTES).to_string())
-            .set("max.partition.fetch.bytes", DOCUMENT_MAX_BYTES.to_string())
+            .set("fetch.max.bytes", (16 << 20).to_string())
+            .set("max.partition.fetch.bytes", (4 << 20).to_string())
+            .set("queued.max.messages.kbytes", (32 << 10).to_string())
+            .set(
+                "receive.message.max.bytes",
+                (DOCUMENT_MAX_BYTES + (17 << 20)).to_string(),
+            )
             .set("enable.partition.eof", "false");
         let consumer: BaseConsumer = consumer_config.create()?;
         let used = config.delays.len().min(usize::from(RETRY_LEVELS));

@@ -96,7 +96,7 @@ pub(super) fn decode(m: &OwnedMessage, level: u8) -> Result<Item<'_>, String> {
                 .map_err(|_| format!("{t:?} is not a target id"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let record: DocumentRecord = serde_json::from_slice(m.payload().unwrap_or_default())
+    let record = DocumentRecord::from_json(m.payload().unwrap_or_default(), header(m, headers::OP))
         .map_err(|e| format!("the record is not a document record: {e}"))?;
     Ok(Item {
         message: m,

@@ -1,5 +1,6 @@
-//! Writing a run's batches: each batch's document records and its `record_batch`
-//! command go to Kafka in one transaction, so the sync aggregate records a batch exactly
+//! Writing a run's batches: each batch's document records, their entries in the
+//! documents index (`<prefix>.documents.index`, the `documents` read model's source) and
+//! the batch's `record_batch` command go to Kafka in one transaction, so the sync aggregate records a batch exactly
 //! when its documents exist, and never a batch whose documents were lost.
 //!
 //! The transactional id is the run's own (`<prefix>.run.<run id>`): when a worker takes
@@ -11,7 +12,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::time::{Duration, Instant};
 use tributary_connectors::source::Batch;
-use tributary_domain::document::{self, DocumentRecord, headers, record_key};
+use tributary_domain::document::{self, DocumentRecordRef, headers, record_key};
 use tributary_domain::sync::{self, Failure, MAX_FAILURES};
 use tributary_domain::{OrgId, ProfileId, SyncRunId, TargetId};
 use tributary_log::client::KafkaSettings;
@@ -29,6 +30,15 @@ pub struct RunRef {
     pub run: SyncRunId,
     pub attempt: u32,
     pub targets: Vec<TargetId>,
+}
+
+/// The per-batch headers of [`RunWriter::headers`], formatted once.
+struct BatchHeaders {
+    org: String,
+    profile: String,
+    run: String,
+    attempt: String,
+    seq: String,
 }
 
 /// What a batch came to once written.
@@ -75,17 +85,21 @@ impl RunWriter {
         })
     }
 
-    /// The record's own headers, plus CloudEvents attributes (type = the operation,
+    /// The headers of one batch's records that do not change from record to record.
+    fn batch_headers(&self, seq: u64) -> BatchHeaders {
+        BatchHeaders {
+            org: self.run.org.to_string(),
+            profile: self.run.profile.to_string(),
+            run: self.run.run.to_string(),
+            attempt: self.run.attempt.to_string(),
+            seq: seq.to_string(),
+        }
+    }
+
+    /// A record's headers: its own, plus CloudEvents attributes (type = the operation,
     /// subject = the record key, org, correlation = the run) so that the projectors'
-    /// decoder reads document records like any event (the `documents` read model).
-    fn headers(&self, seq: u64, key: &str, delete: bool) -> OwnedHeaders {
-        let (org, profile, run, attempt, seq) = (
-            self.run.org.to_string(),
-            self.run.profile.to_string(),
-            self.run.run.to_string(),
-            self.run.attempt.to_string(),
-            seq.to_string(),
-        );
+    /// decoder reads document records and their index entries like any event.
+    fn headers(&self, batch: &BatchHeaders, key: &str, delete: bool) -> OwnedHeaders {
         let (ty, op) = if delete {
             (document::DELETED, "delete")
         } else {
@@ -94,49 +108,50 @@ impl RunWriter {
         let mut env = Envelope::new(SOURCE, ty, Vec::new());
         env.subject = Some(key.to_owned());
         env.org_id = Some(self.run.org);
-        env.correlation_id = Some(run.clone());
-        env.encode_headers()
-            .insert(Header {
-                key: headers::ORG,
-                value: Some(&org),
+        env.correlation_id = Some(batch.run.clone());
+        let own = [
+            (headers::ORG, batch.org.as_str()),
+            (headers::PROFILE, &batch.profile),
+            (headers::RUN, &batch.run),
+            (headers::ATTEMPT, &batch.attempt),
+            (headers::SEQ, &batch.seq),
+            (headers::TARGETS, &self.targets),
+            (headers::OP, op),
+        ];
+        own.into_iter()
+            .fold(env.encode_headers(), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
             })
-            .insert(Header {
-                key: headers::PROFILE,
-                value: Some(&profile),
-            })
-            .insert(Header {
-                key: headers::RUN,
-                value: Some(&run),
-            })
-            .insert(Header {
-                key: headers::ATTEMPT,
-                value: Some(&attempt),
-            })
-            .insert(Header {
-                key: headers::SEQ,
-                value: Some(&seq),
-            })
-            .insert(Header {
-                key: headers::TARGETS,
-                value: Some(&self.targets),
-            })
-            .insert(Header {
-                key: headers::OP,
-                value: Some(op),
-            })
+    }
+
+    /// Sends one document change: the record to the documents topic, and its entry
+    /// (no content; a tombstone for a deletion) to the index topic, in the transaction.
+    fn send_change(
+        &self,
+        topics: &(String, String),
+        key: &str,
+        payload: &[u8],
+        headers: OwnedHeaders,
+        delete: bool,
+    ) -> Result<(), KafkaError> {
+        self.send(&topics.0, key, Some(payload), headers.clone())?;
+        self.send(&topics.1, key, (!delete).then_some(&[][..]), headers)
     }
 
     fn send(
         &self,
         topic: &str,
         key: &str,
-        payload: &[u8],
+        payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> Result<(), KafkaError> {
-        let mut record = BaseRecord::to(topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
+        let mut record = BaseRecord::to(topic).key(key).headers(headers);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -155,7 +170,8 @@ impl RunWriter {
     /// Writes batch `seq` and its `record_batch` command in one transaction. A document
     /// too large for a record becomes that document's failure. Blocking.
     pub fn write(&self, seq: u64, batch: &Batch, source_done: bool) -> Result<Written, KafkaError> {
-        let topic = self.topics.documents();
+        let topics = (self.topics.documents(), self.topics.documents_index());
+        let fixed = self.batch_headers(seq);
         let mut written = Written::default();
         let mut failures: Vec<Failure> = batch
             .failures
@@ -171,10 +187,8 @@ impl RunWriter {
         let result = (|| {
             for document in &batch.documents {
                 let key = record_key(&self.run.profile, &document.id);
-                let payload = serde_json::to_vec(&DocumentRecord::Upsert {
-                    document: document.clone(),
-                })
-                .unwrap_or_default();
+                let payload =
+                    serde_json::to_vec(&DocumentRecordRef::Upsert { document }).unwrap_or_default();
                 if payload.len() + key.len() + 1024 > DOCUMENT_MAX_BYTES {
                     failures.push(Failure {
                         doc_id: document.id.clone(),
@@ -189,16 +203,16 @@ impl RunWriter {
                     });
                     continue;
                 }
-                self.send(&topic, &key, &payload, self.headers(seq, &key, false))?;
+                let headers = self.headers(&fixed, &key, false);
+                self.send_change(&topics, &key, &payload, headers, false)?;
                 written.documents += 1;
             }
             for doc_id in &batch.deleted {
                 let key = record_key(&self.run.profile, doc_id);
-                let payload = serde_json::to_vec(&DocumentRecord::Delete {
-                    doc_id: doc_id.clone(),
-                })
-                .unwrap_or_default();
-                self.send(&topic, &key, &payload, self.headers(seq, &key, true))?;
+                let payload =
+                    serde_json::to_vec(&DocumentRecordRef::Delete { doc_id }).unwrap_or_default();
+                let headers = self.headers(&fixed, &key, true);
+                self.send_change(&topics, &key, &payload, headers, true)?;
                 written.deletions += 1;
             }
             written.failed = failures.len() as u64;
@@ -222,7 +236,7 @@ impl RunWriter {
             self.send(
                 &self.topics.commands("sync"),
                 &key,
-                &env.data,
+                Some(&env.data),
                 env.encode_headers(),
             )?;
             let deadline = Instant::now() + TXN_TIMEOUT;

@@ -1,11 +1,13 @@
-//! The `documents` read model: every document a profile's runs wrote to
-//! `<prefix>.documents`, and whether its last record was a deletion. Pruning compares
-//! the live ones with the source's id listing (ADR 0017).
+//! The `documents` read model: every document a profile's runs wrote, and whether its
+//! last change was a deletion. Pruning compares the live ones with the source's id
+//! listing (ADR 0017).
 //!
-//! Document records carry CloudEvents attributes besides their own headers: `ce_type`
-//! says upsert or delete, `ce_subject` is the record key `<profile>/<doc id>`, `ce_orgid`
-//! the org and `ce_correlationid` the run, so this projection never parses a payload of
-//! up to 64 MiB. A record whose type is neither falls back to the payload's `op`.
+//! It reads `<prefix>.documents.index`, where the worker writes, in the transaction of
+//! each document record, an entry without the content: CloudEvents headers only, whose
+//! `ce_type` says upsert or delete, `ce_subject` is the record key `<profile>/<doc id>`,
+//! `ce_orgid` the org and `ce_correlationid` the run. The index is compacted, so a
+//! rebuild finds every document still live however old its record, which the documents
+//! topic (a week) could not promise; and the projection never reads a document's bytes.
 //!
 //! Records of a zombie's batch that the sync aggregate never recorded are indexed too.
 //! That is harmless: at worst a prune deletes, again, a document no target holds, and
@@ -13,7 +15,6 @@
 
 use super::{Table, decode_error};
 use crate::error::{Result, pg};
-use serde::Deserialize;
 use std::collections::HashMap;
 use tokio_postgres::Transaction;
 use tributary_domain::document::{DELETED, UPSERTED};
@@ -25,12 +26,6 @@ pub(super) const TABLES: &[Table] = &[Table {
     policy: None,
     ddl: include_str!("../../sql/documents/documents.sql"),
 }];
-
-/// The payload's `op`, without the document.
-#[derive(Deserialize)]
-struct Op {
-    op: String,
-}
 
 pub(super) async fn apply(
     tx: &Transaction<'_>,
@@ -45,12 +40,8 @@ pub(super) async fn apply(
         let deleted = match env.ty.as_str() {
             UPSERTED => false,
             DELETED => true,
-            _ => match serde_json::from_slice::<Op>(&env.data) {
-                Ok(op) if op.op == "upsert" => false,
-                Ok(op) if op.op == "delete" => true,
-                // Not a document record (nothing else is written to this topic).
-                _ => continue,
-            },
+            // Nothing else is written to the index.
+            _ => continue,
         };
         // A record this projection cannot place is skipped, not retried forever: it
         // costs at most a document a prune does not know of.
