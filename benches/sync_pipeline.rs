@@ -681,8 +681,13 @@ fn baseline_child(spec: &Value) -> anyhow::Result<()> {
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
-        // Connects to the partition's leader before the clock starts.
-        consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+        // Connects to the partition's leader before the clock starts; a topic created a
+        // moment ago may take a few seconds to show its partitions.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)) {
+            anyhow::ensure!(Instant::now() < deadline, "partition {p} of {topic}: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     consumer.assign(&assignment)?;
     let producer: ThreadedProducer<DefaultProducerContext> =

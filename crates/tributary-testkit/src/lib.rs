@@ -110,6 +110,10 @@ impl TestEnv {
             refresh_tick_secs: 1,
             // Per test, so CSV targets of parallel tests never share a file.
             data_dir: std::env::temp_dir().join(format!("tributary-{prefix}")),
+            // Tests read temporary directories and run fake Airbyte sources; the
+            // limits themselves are tested on their own.
+            filesystem_roots: "*".into(),
+            airbyte_commands: "*".into(),
             worker_slots: 4,
             runs_per_org: 4,
             runs_per_kind: String::new(),
@@ -382,6 +386,26 @@ impl Http {
         Ok((anonymous.with_token(token)?, session))
     }
 
+    /// Logs in a user made by [`Http::signed_up`] (on this server or an earlier one of
+    /// the same test); a client that sends their new access token.
+    pub async fn logged_in(running: &Running, email: &str) -> anyhow::Result<Self> {
+        let anonymous = Self::new(running);
+        let (status, session) = anonymous
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                Some(
+                    serde_json::json!({ "email": email, "password": "a long test passphrase 123" }),
+                ),
+            )
+            .await;
+        anyhow::ensure!(
+            status == reqwest::StatusCode::OK,
+            "login failed: {status} {session}"
+        );
+        anonymous.with_token(session["access_token"].as_str().unwrap_or_default())
+    }
+
     /// Sends a request (with a JSON body, if given); the status and the answer as JSON,
     /// or as a JSON string when it is not JSON.
     pub async fn send(
@@ -452,6 +476,14 @@ impl TestEnv {
                 self.settings.kek.as_deref().unwrap_or_default(),
             )
             .env("TRIBUTARY_INSTANCE_ID", instance)
+            .env(
+                "TRIBUTARY_FILESYSTEM_ROOTS",
+                &self.settings.filesystem_roots,
+            )
+            .env(
+                "TRIBUTARY_AIRBYTE_COMMANDS",
+                &self.settings.airbyte_commands,
+            )
             .env("TRIBUTARY_PROCESSOR_BATCH", "100")
             .env("TRIBUTARY_PROJECTOR_BATCH", "100")
             .env("RUST_LOG", if log { "info" } else { "warn" })

@@ -231,7 +231,7 @@ pub async fn start(
                 topics: topics.clone(),
                 db: db.clone(),
                 vault: vault.clone(),
-                connectors: Arc::new(tributary_connectors::source::Connectors::builtin()),
+                connectors: Arc::new(settings.connectors()),
                 http: source_http()?,
                 data_dir: settings.data_dir.clone(),
                 worker_id: format!("worker:{instance}"),
@@ -337,7 +337,7 @@ pub async fn start(
                 http: tributary_oauth::http_client().context("building the OAuth HTTP client")?,
             }),
             vault,
-            connectors: Arc::new(tributary_connectors::source::Connectors::builtin()),
+            connectors: Arc::new(settings.connectors()),
             destinations: Arc::new(tributary_destinations::Destinations::builtin()),
             data_dir: settings.data_dir.clone(),
             http: reqwest::Client::builder()

@@ -154,6 +154,28 @@ pub struct Settings {
         global = true
     )]
     pub data_dir: std::path::PathBuf,
+    /// Directories `filesystem` profiles may read, comma-separated; `*` allows any
+    /// directory the server can read. Empty (the default) refuses filesystem profiles:
+    /// curators of every org configure profiles, and the server's own files are not theirs.
+    #[arg(
+        long,
+        env = "TRIBUTARY_FILESYSTEM_ROOTS",
+        default_value = "",
+        global = true
+    )]
+    pub filesystem_roots: String,
+    /// Commands `airbyte` profiles may run, comma-separated: an exact command line
+    /// (`/opt/venvs/faker/bin/source-faker`, or `python3 /opt/src/main.py`), or a
+    /// directory ending in `/` whose programs may run; `*` allows any. Empty (the
+    /// default) refuses airbyte profiles, which would otherwise run any program a
+    /// curator names.
+    #[arg(
+        long,
+        env = "TRIBUTARY_AIRBYTE_COMMANDS",
+        default_value = "",
+        global = true
+    )]
+    pub airbyte_commands: String,
     /// Sync runs one worker process drives at once.
     #[arg(
         long,
@@ -255,6 +277,17 @@ impl Settings {
     pub fn kek_ring(&self) -> anyhow::Result<tributary_vault::KekRing> {
         tributary_vault::KekRing::from_config(self.kek.as_deref(), self.kek_file.as_deref())
             .map_err(|e| anyhow::anyhow!("the vault's key-encryption key is not usable: {e}"))
+    }
+
+    /// The connector kinds, limited to what TRIBUTARY_FILESYSTEM_ROOTS and
+    /// TRIBUTARY_AIRBYTE_COMMANDS allow.
+    pub fn connectors(&self) -> tributary_connectors::source::Connectors {
+        tributary_connectors::source::Connectors::builtin().with_access(
+            tributary_connectors::source::access::LocalAccess::from_settings(
+                &self.filesystem_roots,
+                &self.airbyte_commands,
+            ),
+        )
     }
 
     /// The worker's run limits, or a clear error about TRIBUTARY_RUNS_PER_KIND.

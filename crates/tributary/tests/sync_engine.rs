@@ -488,3 +488,71 @@ async fn a_document_of_tens_of_megabytes_passes_whole_and_a_too_large_one_fails_
     app.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn profiles_reach_only_the_directories_and_commands_the_operator_allows() -> anyhow::Result<()>
+{
+    let mut env = TestEnv::new().await?;
+    let dir = tempfile::tempdir()?;
+    let (allowed, other) = (dir.path().join("allowed"), dir.path().join("other"));
+    for d in [&allowed, &other] {
+        std::fs::create_dir_all(d)?;
+        std::fs::write(d.join("a.md"), "# a\n")?;
+    }
+    env.settings.filesystem_roots = allowed.display().to_string();
+    env.settings.airbyte_commands = "/opt/airbyte/".into();
+    let app = env.start(Roles::ALL).await?;
+    let (http, _) = Http::signed_up(&app, "limits@example.com", "limits").await?;
+    let (target, _) = csv_target(&http, &env, "limits").await?;
+    let profile = |name: &str, kind: &str, config: Value| json!({ "name": name, "source": { "kind": kind, "config": config }, "targets": [target] });
+    let post = |body: Value| http.send(Method::POST, "/api/v1/profiles", Some(body));
+
+    let (status, outside) = post(profile("other", "filesystem", json!({ "root": other }))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{outside}");
+    let said = outside.to_string();
+    assert!(
+        said.contains("/source/config") && said.contains("TRIBUTARY_FILESYSTEM_ROOTS"),
+        "says which field and what the operator can set: {said}"
+    );
+    let (status, program) = post(profile(
+        "shell",
+        "airbyte",
+        json!({ "command": ["sh", "-c", "cat /etc/passwd"] }),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{program}");
+    assert!(program.to_string().contains("TRIBUTARY_AIRBYTE_COMMANDS"));
+
+    // Inside the allowed root: made and synced.
+    let (status, inside) = post(profile("allowed", "filesystem", json!({ "root": allowed }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{inside}");
+    let inside = inside["id"].as_str().unwrap().to_owned();
+    let run = sync_now(&http, &inside).await?;
+    let done = run_where(&env, &http, &run, 60, "the allowed run", |r| {
+        r["finished_at"].is_string()
+    })
+    .await?;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["counts"]["delivered"], 1, "{done}");
+    app.shutdown().await;
+
+    // The operator narrows the limits: the worker refuses the next run itself, as it
+    // would a profile whose command reached Kafka without the API.
+    env.settings.filesystem_roots = other.display().to_string();
+    let app = env.start(Roles::ALL).await?;
+    let http = Http::logged_in(&app, "limits@example.com").await?;
+    let run = sync_now(&http, &inside).await?;
+    let refused = run_where(&env, &http, &run, 60, "the refused run", |r| {
+        r["finished_at"].is_string()
+    })
+    .await?;
+    assert_eq!(refused["state"], "failed", "{refused}");
+    assert_eq!(refused["error"]["class"], "config", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("outside the directories"),
+        "the run says why: {message}"
+    );
+    app.shutdown().await;
+    Ok(())
+}

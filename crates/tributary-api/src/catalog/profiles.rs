@@ -250,6 +250,7 @@ pub async fn create_profile(
         &body.source.config,
         "/source/config",
     )?;
+    check_access(&state, kind, &body.source.config)?;
     let schedule = body.schedule.map(ScheduleBody::into_domain).transpose()?;
     check_prune(body.prune_interval_secs)?;
     check_targets(&state, &member, &body.targets).await?;
@@ -422,6 +423,7 @@ pub async fn update_profile(
                 ));
             }
             check_schema(kind.name, &kind.schema, &source.config, "/source/config")?;
+            check_access(&state, kind, &source.config)?;
             data["source"] = serde_json::json!({ "kind": kind.name, "config": source.config });
         }
         if let Some(Some(credential)) = body.credential_id {
@@ -604,6 +606,9 @@ pub async fn check_profile(
              temporary directory is writable and try again",
         )));
     }
+    if let Err(e) = state.connectors.permit(kind.name, &row.source_config) {
+        return Ok(Json(CheckOut::failed(e.to_string())));
+    }
     let ctx = BuildContext {
         config: row.source_config,
         credential,
@@ -631,4 +636,17 @@ pub async fn check_profile(
     };
     let _ = tokio::fs::remove_dir_all(&work_dir).await;
     Ok(Json(answer))
+}
+
+/// Refuses a source config that reaches further on the server than its operator allows
+/// (`TRIBUTARY_FILESYSTEM_ROOTS`, `TRIBUTARY_AIRBYTE_COMMANDS`).
+fn check_access(
+    state: &AppState,
+    kind: &ConnectorKind,
+    config: &serde_json::Value,
+) -> ApiResult<()> {
+    state
+        .connectors
+        .permit(kind.name, config)
+        .map_err(|e| bad_field("/source/config", e.to_string()))
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tributary_domain::document::{Document, DocumentFailure};
 
+pub mod access;
 pub mod airbyte;
 pub mod filesystem;
 mod html;
@@ -211,13 +212,17 @@ impl std::fmt::Debug for ConnectorKind {
     }
 }
 
-/// The connector kinds this build knows.
+/// The connector kinds this build knows, and what the operator lets them reach on the
+/// machine (see [`access`]).
 #[derive(Debug)]
 pub struct Connectors {
     kinds: Vec<ConnectorKind>,
+    access: access::LocalAccess,
 }
 
 impl Connectors {
+    /// Every kind, with nothing on the machine allowed (`filesystem` and `airbyte`
+    /// profiles are refused) until [`Self::with_access`] says otherwise.
     pub fn builtin() -> Self {
         Self {
             kinds: vec![
@@ -226,7 +231,19 @@ impl Connectors {
                 web::kind(),
                 airbyte::kind(),
             ],
+            access: access::LocalAccess::default(),
         }
+    }
+
+    pub fn with_access(mut self, access: access::LocalAccess) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Whether a profile of `kind` with `config` stays within what the operator allows:
+    /// asked when a profile is created, changed or checked, and before every run.
+    pub fn permit(&self, kind: &str, config: &Value) -> Result<()> {
+        self.access.permit(kind, config)
     }
 
     pub fn get(&self, name: &str) -> Option<&ConnectorKind> {

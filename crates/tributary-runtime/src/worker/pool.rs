@@ -335,6 +335,12 @@ impl Worker {
                 format!("this build has no {kind:?} connector; update Tributary or the profile"),
             )
         })?;
+        // Checked again here: a profile command may reach Kafka without the API, and the
+        // operator may have narrowed the limits since the profile was made.
+        self.config
+            .connectors
+            .permit(&kind, &config)
+            .map_err(|e| Setup::Fail("config", e.to_string()))?;
         let pruning = row.mode == "prune";
         if pruning && !connector.capabilities.prune {
             return Err(Setup::Fail(
