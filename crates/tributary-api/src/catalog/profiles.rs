@@ -81,6 +81,7 @@ pub struct ProfileOut {
     pub targets: Vec<Uuid>,
     /// Absent: runs only when asked.
     pub schedule: Option<ScheduleBody>,
+    /// 0: never pruned on a schedule.
     pub prune_interval_secs: i64,
     pub paused: bool,
     pub paused_reason: Option<String>,
@@ -146,14 +147,13 @@ fn kind_of<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a ConnectorKind> 
 }
 
 fn check_prune(secs: Option<u64>) -> ApiResult<()> {
-    let range = domain::MIN_PRUNE_INTERVAL_SECS..=domain::MAX_INTERVAL_SECS;
     match secs {
-        Some(secs) if !range.contains(&secs) => Err(bad_field(
+        Some(secs) if !domain::prune_interval_ok(secs) => Err(bad_field(
             "/prune_interval_secs",
             format!(
-                "prune_interval_secs must be between {} and {}, not {secs}",
-                range.start(),
-                range.end()
+                "prune_interval_secs must be 0 (never) or between {} and {}, not {secs}",
+                domain::MIN_PRUNE_INTERVAL_SECS,
+                domain::MAX_INTERVAL_SECS,
             ),
         )),
         _ => Ok(()),
@@ -225,8 +225,8 @@ pub struct NewProfile {
     pub targets: Vec<Uuid>,
     /// Absent or null: runs only when asked.
     pub schedule: Option<ScheduleBody>,
-    /// How often deletions at the source are looked for, in seconds: at least 3600,
-    /// default 604800 (7 days).
+    /// How often deletions at the source are looked for, in seconds: 0 (never; a prune
+    /// can still be asked for), or at least 3600; default 604800 (7 days).
     pub prune_interval_secs: Option<u64>,
 }
 

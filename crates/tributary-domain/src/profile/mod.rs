@@ -41,6 +41,9 @@ pub const DELETED: &str = "tributary.profile.deleted.v1";
 /// How often a profile is pruned when its creator does not say: every 7 days.
 pub const DEFAULT_PRUNE_INTERVAL_SECS: u64 = 7 * 24 * 3600;
 pub const MIN_PRUNE_INTERVAL_SECS: u64 = 3600;
+/// The prune interval of a profile that is never pruned on a schedule (a prune can still
+/// be asked for).
+pub const NEVER_PRUNE: u64 = 0;
 pub const MAX_TARGETS: usize = 20;
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -348,10 +351,16 @@ fn validate_targets(targets: &[TargetId]) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Whether `secs` is a prune interval a profile may have: [`NEVER_PRUNE`], or an hour
+/// to a year.
+pub fn prune_interval_ok(secs: u64) -> bool {
+    secs == NEVER_PRUNE || (MIN_PRUNE_INTERVAL_SECS..=MAX_INTERVAL_SECS).contains(&secs)
+}
+
 fn validate_prune(secs: u64) -> Result<(), Rejection> {
-    if !(MIN_PRUNE_INTERVAL_SECS..=MAX_INTERVAL_SECS).contains(&secs) {
+    if !prune_interval_ok(secs) {
         return Err(invalid(format!(
-            "prune_interval_secs must be between {MIN_PRUNE_INTERVAL_SECS} and \
+            "prune_interval_secs must be 0 (never) or between {MIN_PRUNE_INTERVAL_SECS} and \
              {MAX_INTERVAL_SECS}, not {secs}"
         )));
     }

@@ -169,11 +169,26 @@ fn the_schema_refuses_the_same_on_the_topic() {
             json!({ "interval_secs": 60, "cron": "* * * * *" }),
         ),
         ("prune_interval_secs", json!(60)),
+        ("prune_interval_secs", json!(-1)),
+        ("prune_interval_secs", json!(40_000_000)),
     ] {
         let mut data = f.create();
         data[field] = value;
         assert!(crate::schema::validate(CREATE, &data).is_err(), "{field}");
     }
+}
+
+#[test]
+fn a_prune_interval_of_zero_means_never() {
+    let f = Fixture::new();
+    let mut data = f.create();
+    data["prune_interval_secs"] = json!(0);
+    crate::schema::validate(CREATE, &data).expect("0 passes the schema");
+    let (s, _) = step::<Profile>(None, CREATE, data);
+    assert_eq!(s.as_ref().unwrap().prune_interval_secs, NEVER_PRUNE);
+    let (s, d) = step::<Profile>(s, UPDATE, f.data(json!({ "prune_interval_secs": 3600 })));
+    assert!(!d.events.is_empty(), "{d:?}");
+    assert_eq!(s.unwrap().prune_interval_secs, 3600);
 }
 
 #[test]

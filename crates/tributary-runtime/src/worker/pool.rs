@@ -509,7 +509,7 @@ impl Worker {
             };
             seq += 1;
             let done = i == last;
-            let written = match write_retrying(writer, seq, &batch, done).await {
+            let written = match write_retrying(writer, seq, batch, done).await {
                 Ok(written) => written,
                 Err(ended) => return Ok(ended),
             };

@@ -167,9 +167,28 @@ impl RunWriter {
         }
     }
 
-    /// Writes batch `seq` and its `record_batch` command in one transaction. A document
-    /// too large for a record becomes that document's failure. Blocking.
+    /// Writes batch `seq` and its `record_batch` command in a transaction of its own.
+    /// Blocking.
     pub fn write(&self, seq: u64, batch: &Batch, source_done: bool) -> Result<Written, KafkaError> {
+        self.begin()?;
+        let written = self
+            .put(seq, batch, source_done)
+            .and_then(|written| self.commit().map(|()| written));
+        if written.is_err() {
+            self.abort();
+        }
+        written
+    }
+
+    /// Opens a transaction for [`Self::put`]s. Blocking.
+    pub fn begin(&self) -> Result<(), KafkaError> {
+        self.producer.begin_transaction()
+    }
+
+    /// Adds batch `seq` and its `record_batch` command to the open transaction. A
+    /// document too large for a record becomes that document's failure. Blocking; on an
+    /// error, [`Self::abort`] the transaction.
+    pub fn put(&self, seq: u64, batch: &Batch, source_done: bool) -> Result<Written, KafkaError> {
         let topics = (self.topics.documents(), self.topics.documents_index());
         let fixed = self.batch_headers(seq);
         let mut written = Written::default();
@@ -183,74 +202,78 @@ impl RunWriter {
                 message: f.message.clone(),
             })
             .collect();
-        self.producer.begin_transaction()?;
-        let result = (|| {
-            for document in &batch.documents {
-                let key = record_key(&self.run.profile, &document.id);
-                let payload =
-                    serde_json::to_vec(&DocumentRecordRef::Upsert { document }).unwrap_or_default();
-                if payload.len() + key.len() + 1024 > DOCUMENT_MAX_BYTES {
-                    failures.push(Failure {
-                        doc_id: document.id.clone(),
-                        target_id: None,
-                        class: "source".into(),
-                        message: format!(
-                            "the document is {} MiB, more than the {} MiB a document may be; \
-                             split it at the source or exclude it",
-                            payload.len() / (1024 * 1024),
-                            DOCUMENT_MAX_BYTES / (1024 * 1024)
-                        ),
-                    });
-                    continue;
-                }
-                let headers = self.headers(&fixed, &key, false);
-                self.send_change(&topics, &key, &payload, headers, false)?;
-                written.documents += 1;
+        for document in &batch.documents {
+            let key = record_key(&self.run.profile, &document.id);
+            let payload =
+                serde_json::to_vec(&DocumentRecordRef::Upsert { document }).unwrap_or_default();
+            if payload.len() + key.len() + 1024 > DOCUMENT_MAX_BYTES {
+                failures.push(Failure {
+                    doc_id: document.id.clone(),
+                    target_id: None,
+                    class: "source".into(),
+                    message: format!(
+                        "the document is {} MiB, more than the {} MiB a document may be; \
+                         split it at the source or exclude it",
+                        payload.len() / (1024 * 1024),
+                        DOCUMENT_MAX_BYTES / (1024 * 1024)
+                    ),
+                });
+                continue;
             }
-            for doc_id in &batch.deleted {
-                let key = record_key(&self.run.profile, doc_id);
-                let payload =
-                    serde_json::to_vec(&DocumentRecordRef::Delete { doc_id }).unwrap_or_default();
-                let headers = self.headers(&fixed, &key, true);
-                self.send_change(&topics, &key, &payload, headers, true)?;
-                written.deletions += 1;
-            }
-            written.failed = failures.len() as u64;
-            failures.truncate(MAX_FAILURES);
-            let command = serde_json::json!({
-                "profile_id": self.run.profile, "run_id": self.run.run,
-                "attempt": self.run.attempt, "seq": seq,
-                "documents": written.documents, "deletions": written.deletions,
-                "failures": failures, "failed": written.failed,
-                "checkpoint": batch.checkpoint, "progress": progress(batch),
-                "source_done": source_done, "at": chrono::Utc::now(),
-            });
-            let mut env = Envelope::new(
-                SOURCE,
-                sync::RECORD_BATCH,
-                serde_json::to_vec(&command).unwrap_or_default(),
-            );
-            env.subject = Some(self.run.profile.to_string());
-            env.org_id = Some(self.run.org);
-            let key = self.run.profile.to_string();
-            self.send(
-                &self.topics.commands("sync"),
-                &key,
-                Some(&env.data),
-                env.encode_headers(),
-            )?;
-            let deadline = Instant::now() + TXN_TIMEOUT;
-            while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            self.producer.commit_transaction(TXN_TIMEOUT)
-        })();
-        if let Err(e) = result {
-            // Nothing of the batch becomes visible; the caller decides whether to retry.
-            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
-            return Err(e);
+            let headers = self.headers(&fixed, &key, false);
+            self.send_change(&topics, &key, &payload, headers, false)?;
+            written.documents += 1;
         }
+        for doc_id in &batch.deleted {
+            let key = record_key(&self.run.profile, doc_id);
+            let payload =
+                serde_json::to_vec(&DocumentRecordRef::Delete { doc_id }).unwrap_or_default();
+            let headers = self.headers(&fixed, &key, true);
+            self.send_change(&topics, &key, &payload, headers, true)?;
+            written.deletions += 1;
+        }
+        written.failed = failures.len() as u64;
+        failures.truncate(MAX_FAILURES);
+        let command = serde_json::json!({
+            "profile_id": self.run.profile, "run_id": self.run.run,
+            "attempt": self.run.attempt, "seq": seq,
+            "documents": written.documents, "deletions": written.deletions,
+            "failures": failures, "failed": written.failed,
+            "checkpoint": batch.checkpoint, "progress": progress(batch),
+            "source_done": source_done, "at": chrono::Utc::now(),
+        });
+        let mut env = Envelope::new(
+            SOURCE,
+            sync::RECORD_BATCH,
+            serde_json::to_vec(&command).unwrap_or_default(),
+        );
+        env.subject = Some(self.run.profile.to_string());
+        env.org_id = Some(self.run.org);
+        let key = self.run.profile.to_string();
+        self.send(
+            &self.topics.commands("sync"),
+            &key,
+            Some(&env.data),
+            env.encode_headers(),
+        )?;
         Ok(written)
+    }
+
+    /// Commits the open transaction once every record in it is acknowledged. Blocking;
+    /// on an error, [`Self::abort`] the transaction.
+    pub fn commit(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.producer.commit_transaction(TXN_TIMEOUT)
+    }
+
+    /// Aborts the open transaction: nothing put in it becomes visible. Blocking.
+    pub fn abort(&self) {
+        if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+            tracing::debug!(error = %e, "aborting a transaction failed");
+        }
     }
 }
 
