@@ -77,18 +77,41 @@ impl Item<'_> {
     }
 }
 
+/// A record's headers read in one pass: looking each up in librdkafka walks them all.
+struct HeaderMap<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> HeaderMap<'a> {
+    fn of(m: &'a OwnedMessage) -> Self {
+        Self(
+            m.headers()
+                .map(|hs| {
+                    hs.iter()
+                        .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+}
+
 pub(super) fn decode(m: &OwnedMessage, level: u8) -> Result<Item<'_>, String> {
+    let hs = HeaderMap::of(m);
     let uuid = |name: &str| {
-        header(m, name)
+        hs.get(name)
             .and_then(|v| v.parse::<Uuid>().ok())
             .ok_or_else(|| format!("the record has no valid {name} header"))
     };
     let number = |name: &str| {
-        header(m, name)
+        hs.get(name)
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| format!("the record has no valid {name} header"))
     };
-    let targets = header(m, headers::TARGETS)
+    let targets = hs
+        .get(headers::TARGETS)
         .ok_or("the record names no targets")?
         .split(',')
         .map(|t| {
@@ -96,7 +119,7 @@ pub(super) fn decode(m: &OwnedMessage, level: u8) -> Result<Item<'_>, String> {
                 .map_err(|_| format!("{t:?} is not a target id"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let record = DocumentRecord::from_json(m.payload().unwrap_or_default(), header(m, headers::OP))
+    let record = DocumentRecord::from_json(m.payload().unwrap_or_default(), hs.get(headers::OP))
         .map_err(|e| format!("the record is not a document record: {e}"))?;
     Ok(Item {
         message: m,
@@ -108,10 +131,14 @@ pub(super) fn decode(m: &OwnedMessage, level: u8) -> Result<Item<'_>, String> {
         targets,
         record,
         level,
-        attempts: header(m, retry::ATTEMPTS)
+        attempts: hs
+            .get(retry::ATTEMPTS)
             .and_then(|a| a.parse().ok())
             .unwrap_or(0),
-        first_failure: time_header(m, retry::FIRST_FAILURE),
-        redrive_of: header(m, H_REDRIVE).and_then(|r| r.parse().ok()),
+        first_failure: hs
+            .get(retry::FIRST_FAILURE)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        redrive_of: hs.get(H_REDRIVE).and_then(|r| r.parse().ok()),
     })
 }

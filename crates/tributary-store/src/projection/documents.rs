@@ -34,7 +34,7 @@ pub(super) async fn apply(
 ) -> Result<u64> {
     // One row per document: a batch may hold several records of one document (one
     // partition, in order), and a statement may change a row only once.
-    let mut rows: HashMap<(Uuid, String), serde_json::Value> = HashMap::new();
+    let mut rows: HashMap<(Uuid, &str), Row> = HashMap::new();
     let mut order = Vec::new();
     for (_, env) in batch {
         let deleted = match env.ty.as_str() {
@@ -59,37 +59,59 @@ pub(super) async fn apply(
             tracing::warn!(error = %e, "skipping a document record");
             continue;
         };
-        let run: Option<Uuid> = env.correlation_id.as_deref().and_then(|r| r.parse().ok());
-        let key = (profile, doc_id.to_owned());
-        if !rows.contains_key(&key) {
-            order.push(key.clone());
+        let row = Row {
+            org: org.0,
+            deleted,
+            run: env.correlation_id.as_deref().and_then(|r| r.parse().ok()),
+            at: env.time.unwrap_or_else(chrono::Utc::now),
+        };
+        if rows.insert((profile, doc_id), row).is_none() {
+            order.push((profile, doc_id));
         }
-        rows.insert(
-            key,
-            serde_json::json!({
-                "profile_id": profile, "doc_id": doc_id, "org_id": org.0,
-                "deleted": deleted, "run_id": run,
-                "updated_at": env.time.unwrap_or_else(chrono::Utc::now),
-            }),
-        );
     }
     if rows.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<serde_json::Value> = order
-        .into_iter()
-        .filter_map(|key| rows.remove(&key))
-        .collect();
+    // Typed arrays, one per column: no JSON to build here or to parse in PostgreSQL.
+    let n = order.len();
+    let (mut profiles, mut docs, mut orgs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut deleted, mut runs, mut times) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for key in order {
+        let Some(row) = rows.remove(&key) else {
+            continue;
+        };
+        profiles.push(key.0);
+        docs.push(key.1);
+        orgs.push(row.org);
+        deleted.push(row.deleted);
+        runs.push(row.run);
+        times.push(row.at);
+    }
     let sql = format!(
         "INSERT INTO {table} (profile_id, doc_id, org_id, deleted, run_id, updated_at)
-         SELECT profile_id, doc_id, org_id, deleted, run_id, updated_at
-         FROM jsonb_to_recordset($1) AS r(profile_id uuid, doc_id text, org_id uuid,
-             deleted boolean, run_id uuid, updated_at timestamptz)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::boolean[], $5::uuid[],
+             $6::timestamptz[])
          ON CONFLICT (profile_id, doc_id) DO UPDATE SET org_id = excluded.org_id,
              deleted = excluded.deleted, run_id = excluded.run_id,
              updated_at = excluded.updated_at"
     );
-    tx.execute(&sql, &[&serde_json::Value::Array(rows)])
+    tx.execute(&sql, &[&profiles, &docs, &orgs, &deleted, &runs, &times])
         .await
         .map_err(pg("writing the documents read model"))
+}
+
+/// The columns of one document's row besides its key.
+struct Row {
+    org: Uuid,
+    deleted: bool,
+    run: Option<Uuid>,
+    at: chrono::DateTime<chrono::Utc>,
 }
