@@ -9,6 +9,12 @@ use tributary_store::Projection;
 
 mod dlq;
 
+/// mimalloc rather than glibc's allocator: the sync path allocates and frees small
+/// buffers on many threads (records, headers, JSON), where glibc's spent about a quarter
+/// of `serve`'s CPU in `scripts/bench sync_pipeline` (see ADR 0018).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tributary keeps retrieval systems fed with documents from the tools teams use.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version)]

@@ -305,13 +305,40 @@ async fn the_scheduler_requests_one_prune_per_profile_and_window() -> anyhow::Re
         }),
     )
     .await;
+    // 0 means never pruned on a schedule; between 0 and an hour is refused.
+    let (status, refused) = http
+        .send(
+            Method::POST,
+            "/api/v1/profiles",
+            Some(json!({
+                "name": "Too often",
+                "source": { "kind": "synthetic", "config": { "count": 3 } },
+                "targets": [target],
+                "prune_interval_secs": 60,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused.to_string().contains("0 (never)"), "{refused}");
+    let never = create(
+        &http,
+        "/api/v1/profiles",
+        json!({
+            "name": "Never pruned",
+            "source": { "kind": "synthetic", "config": { "count": 3 } },
+            "targets": [target],
+            "prune_interval_secs": 0,
+        }),
+    )
+    .await;
+    let never = ProfileId(never.parse()?);
     let id: Uuid = profile.parse()?;
     let profile = ProfileId(id);
     let db = tributary_store::connect(&env.settings.database_url, 4)?;
-    env.eventually(20, "the catalog to show the profile", || async {
+    env.eventually(20, "the catalog to show the profiles", || async {
         let client = db.get().await?;
         let live = catalog::live_profiles(&**client).await?;
-        Ok(live.iter().any(|p| p.id == id).then_some(()))
+        Ok((live.iter().any(|p| p.id == id) && live.iter().any(|p| p.id == never.0)).then_some(()))
     })
     .await?;
     let scheduler = Scheduler::new(
@@ -338,6 +365,11 @@ async fn the_scheduler_requests_one_prune_per_profile_and_window() -> anyhow::Re
     let first = scheduler.prune_tick(now).await?;
     let requested = mine(&first);
     assert_eq!(requested.len(), 1, "{first:?}");
+    assert!(
+        first.requested.iter().all(|r| r.profile != never),
+        "a profile with interval 0 is never due: {first:?}"
+    );
+
     assert_eq!(requested[0].run, scheduler::prune_run_id(profile, window));
     let run = requested[0].run.0;
     let pg = env.pg().await?;
