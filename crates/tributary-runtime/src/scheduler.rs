@@ -9,6 +9,9 @@
 //! become one catch-up run, not a storm. A new profile runs at its first tick, for the
 //! latest slot that is already due.
 //!
+//! **Mode.** A scheduled run fetches what changed since the last run, unless the
+//! schedule's `mode` is `full` (a periodic full refresh).
+//!
 //! **Each slot runs once.** A request carries its slot and a run id derived from
 //! (profile, slot). The sync aggregate, keyed by the profile, decides: a slot at or before
 //! the last one it ran is a no-op, so schedulers that ask for the same slot, at the same
@@ -262,7 +265,11 @@ impl Scheduler {
                 run: run_id(profile, slot),
                 command: command_id(profile, slot, now),
             };
-            match self.send(row, &request, Mode::Incremental) {
+            let mode = row
+                .schedule
+                .as_ref()
+                .map_or(Mode::Incremental, |s| s.mode.run_mode());
+            match self.send(row, &request, mode) {
                 Ok(delivery) => pending.push((request, delivery)),
                 Err(e) => {
                     report.failed += 1;
@@ -528,6 +535,7 @@ mod tests {
             interval_secs: Some(60),
             cron: Some("* * * * *".into()),
             jitter_secs: 0,
+            mode: Default::default(),
         };
         assert_eq!(
             latest_due_slot(&broken, p, at("2030-01-01T10:00:00Z")),

@@ -327,7 +327,8 @@ async fn targets_and_profiles_through_the_api() -> anyhow::Result<()> {
     let profile_id = id(&profile);
     assert_eq!(
         profile["schedule"],
-        json!({ "interval_secs": 3600, "jitter_secs": 30 })
+        json!({ "interval_secs": 3600, "jitter_secs": 30, "mode": "incremental" }),
+        "the default mode is shown"
     );
     assert_eq!(profile["prune_interval_secs"], 7 * 24 * 3600);
     assert_eq!(profile["paused"], false);
@@ -401,7 +402,7 @@ async fn targets_and_profiles_through_the_api() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(
         updated["schedule"],
-        json!({ "cron": "0 */6 * * *", "jitter_secs": 0 })
+        json!({ "cron": "0 */6 * * *", "jitter_secs": 0, "mode": "incremental" })
     );
     assert_eq!(updated["targets"], json!([csv_id, id(&onyx)]));
     let (status, problem) = call(

@@ -370,7 +370,7 @@ async fn a_slot_due_during_a_run_is_refused_then_requested_once_the_run_ends() -
 async fn cron_schedules_run_at_their_times_plus_the_profile_jitter() -> anyhow::Result<()> {
     let w = World::new("sched-cron").await?;
     let profile = w
-        .profile(json!({ "cron": "0 */6 * * *", "jitter_secs": 900 }))
+        .profile(json!({ "cron": "0 */6 * * *", "jitter_secs": 900, "mode": "full" }))
         .await?;
     let jitter = Schedule {
         jitter_secs: 900,
@@ -393,5 +393,26 @@ async fn cron_schedules_run_at_their_times_plus_the_profile_jitter() -> anyhow::
     w.settle(&report.requested).await?;
     let slots: Vec<_> = w.requested(profile)?.iter().map(|r| r.slot).collect();
     assert_eq!(slots, [Some(at("06:00:00")), Some(at("12:00:00"))]);
+    // The schedule's mode: a periodic full refresh.
+    let modes: Vec<_> = w.requested(profile)?.into_iter().map(|r| r.mode).collect();
+    assert_eq!(modes, ["full", "full"]);
+    let (status, shown) = w
+        .http
+        .send(Method::GET, &format!("/api/v1/profiles/{profile}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["schedule"]["mode"], "full", "{shown}");
+    let (status, refused) = w
+        .http
+        .send(
+            Method::POST,
+            "/api/v1/profiles",
+            Some(json!({
+                "name": "Odd", "source": { "kind": "synthetic", "config": { "count": 1 } },
+                "targets": [w.target], "schedule": { "interval_secs": 3600, "mode": "prune" },
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
     Ok(())
 }

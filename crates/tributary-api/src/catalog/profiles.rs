@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tributary_connectors::source::{BuildContext, ConnectorKind, Mode, Start};
-use tributary_domain::profile::{self as domain, Schedule};
+use tributary_domain::profile::{self as domain, Schedule, ScheduledMode};
 use tributary_store::catalog::{ProfileFilter, ProfileRow, tenant_reads};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -46,6 +46,11 @@ pub struct ScheduleBody {
     pub cron: Option<String>,
     #[serde(default)]
     pub jitter_secs: u32,
+    /// `incremental` (the default): what changed since the last run; `full`: everything,
+    /// a periodic full refresh.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub mode: ScheduledMode,
 }
 
 impl ScheduleBody {
@@ -54,6 +59,7 @@ impl ScheduleBody {
             interval_secs: self.interval_secs,
             cron: self.cron,
             jitter_secs: self.jitter_secs,
+            mode: self.mode,
         };
         schedule
             .validate()
@@ -68,6 +74,7 @@ impl From<Schedule> for ScheduleBody {
             interval_secs: s.interval_secs,
             cron: s.cron,
             jitter_secs: s.jitter_secs,
+            mode: s.mode,
         }
     }
 }

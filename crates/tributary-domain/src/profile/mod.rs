@@ -13,7 +13,8 @@ mod schedule;
 pub(crate) mod tests;
 
 pub use schedule::{
-    MAX_CRON_CHARS, MAX_INTERVAL_SECS, MAX_JITTER_SECS, MIN_INTERVAL_SECS, Schedule, parse_cron,
+    MAX_CRON_CHARS, MAX_INTERVAL_SECS, MAX_JITTER_SECS, MIN_INTERVAL_SECS, Schedule, ScheduledMode,
+    parse_cron,
 };
 
 use crate::aggregate::{Aggregate, Decision, Rejection, RejectionCode, parse_data};

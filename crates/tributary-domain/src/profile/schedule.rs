@@ -26,6 +26,33 @@ pub struct Schedule {
     pub cron: Option<String>,
     #[serde(default)]
     pub jitter_secs: u32,
+    /// What the scheduled runs fetch: what changed since the last run (the default), or
+    /// everything (a periodic full refresh).
+    #[serde(default, skip_serializing_if = "ScheduledMode::is_incremental")]
+    pub mode: ScheduledMode,
+}
+
+/// The mode of a profile's scheduled runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduledMode {
+    #[default]
+    Incremental,
+    Full,
+}
+
+impl ScheduledMode {
+    pub fn is_incremental(&self) -> bool {
+        *self == Self::Incremental
+    }
+
+    /// The run mode a scheduled run of this profile asks for.
+    pub fn run_mode(self) -> crate::sync::Mode {
+        match self {
+            Self::Incremental => crate::sync::Mode::Incremental,
+            Self::Full => crate::sync::Mode::Full,
+        }
+    }
 }
 
 fn invalid(reason: impl Into<String>) -> Rejection {
@@ -61,6 +88,7 @@ impl Schedule {
             interval_secs: Some(interval_secs),
             cron: None,
             jitter_secs: 0,
+            mode: ScheduledMode::Incremental,
         }
     }
 
@@ -69,6 +97,7 @@ impl Schedule {
             interval_secs: None,
             cron: Some(pattern.into()),
             jitter_secs: 0,
+            mode: ScheduledMode::Incremental,
         }
     }
 
@@ -180,6 +209,7 @@ mod tests {
             interval_secs: Some(60),
             cron: Some("* * * * *".into()),
             jitter_secs: 0,
+            mode: Default::default(),
         };
         assert!(both.validate().is_err());
         let jittery = Schedule {
