@@ -240,10 +240,10 @@ impl Scheduler {
         let mut pending = Vec::new();
         for row in &profiles {
             let profile = ProfileId(row.id);
-            let Some(slot) = row
+            let Some((schedule, slot)) = row
                 .schedule
                 .as_ref()
-                .and_then(|s| latest_due_slot(s, profile, now))
+                .and_then(|s| Some((s, latest_due_slot(s, profile, now)?)))
             else {
                 report.not_due += 1;
                 continue;
@@ -265,11 +265,7 @@ impl Scheduler {
                 run: run_id(profile, slot),
                 command: command_id(profile, slot, now),
             };
-            let mode = row
-                .schedule
-                .as_ref()
-                .map_or(Mode::Incremental, |s| s.mode.run_mode());
-            match self.send(row, &request, mode) {
+            match self.send(row, &request, schedule.mode.run_mode()) {
                 Ok(delivery) => pending.push((request, delivery)),
                 Err(e) => {
                     report.failed += 1;

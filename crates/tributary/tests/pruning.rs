@@ -294,43 +294,26 @@ async fn the_scheduler_requests_one_prune_per_profile_and_window() -> anyhow::Re
         json!({ "name": "Sink", "kind": "discard" }),
     )
     .await;
-    let profile = create(
-        &http,
-        "/api/v1/profiles",
+    let synthetic = |name: &str, prune_interval_secs: u64| {
         json!({
-            "name": "Docs",
+            "name": name,
             "source": { "kind": "synthetic", "config": { "count": 3 } },
             "targets": [target],
-            "prune_interval_secs": 3600,
-        }),
-    )
-    .await;
+            "prune_interval_secs": prune_interval_secs,
+        })
+    };
+    let profile = create(&http, "/api/v1/profiles", synthetic("Docs", 3600)).await;
     // 0 means never pruned on a schedule; between 0 and an hour is refused.
     let (status, refused) = http
         .send(
             Method::POST,
             "/api/v1/profiles",
-            Some(json!({
-                "name": "Too often",
-                "source": { "kind": "synthetic", "config": { "count": 3 } },
-                "targets": [target],
-                "prune_interval_secs": 60,
-            })),
+            Some(synthetic("Too often", 60)),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
     assert!(refused.to_string().contains("0 (never)"), "{refused}");
-    let never = create(
-        &http,
-        "/api/v1/profiles",
-        json!({
-            "name": "Never pruned",
-            "source": { "kind": "synthetic", "config": { "count": 3 } },
-            "targets": [target],
-            "prune_interval_secs": 0,
-        }),
-    )
-    .await;
+    let never = create(&http, "/api/v1/profiles", synthetic("Never pruned", 0)).await;
     let never = ProfileId(never.parse()?);
     let id: Uuid = profile.parse()?;
     let profile = ProfileId(id);

@@ -16,8 +16,12 @@ pub(super) fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a str> {
 }
 
 pub(super) fn time_header(m: &OwnedMessage, name: &str) -> Option<DateTime<Utc>> {
-    header(m, name)
-        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+    header(m, name).and_then(parse_time)
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
         .map(|t| t.with_timezone(&Utc))
 }
 
@@ -135,10 +139,7 @@ pub(super) fn decode(m: &OwnedMessage, level: u8) -> Result<Item<'_>, String> {
             .get(retry::ATTEMPTS)
             .and_then(|a| a.parse().ok())
             .unwrap_or(0),
-        first_failure: hs
-            .get(retry::FIRST_FAILURE)
-            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-            .map(|t| t.with_timezone(&Utc)),
+        first_failure: hs.get(retry::FIRST_FAILURE).and_then(parse_time),
         redrive_of: hs.get(H_REDRIVE).and_then(|r| r.parse().ok()),
     })
 }
